@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The one test command (README "Quick start"; .ci/run runs exactly this).
+# On a fresh Debian machine it installs what the tests need, then runs gofmt, go vet, staticcheck and
+# every test under the race detector. Safe to run twice: installs are skipped when already present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+
+log() { printf '==> %s\n' "$*"; }
+
+# Debian packages (only what is missing; apt-get needs root, which CI has).
+need_pkgs=()
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev) # the race detector needs cgo
+command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_pkgs[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+command -v go >/dev/null 2>&1 || { echo "Go is required (expected at /usr/local/go)" >&2; exit 1; }
+log "$(go version)"
+
+log "downloading Go modules"
+go mod download
+go mod verify >/dev/null
+
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2; echo "$unformatted" >&2; exit 1
+fi
+
+log "go vet"
+go vet ./...
+
+log "staticcheck (pinned in go.mod as a tool)"
+go tool staticcheck ./...
+
+log "go test -race"
+go test -race -count=1 -timeout 30m ./...
+
+log "all tests passed"
