@@ -45,6 +45,12 @@ func (s *Server) loadData() error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	// Temp files of writes cut short by a kill are garbage: the rename never happened.
+	if stale, _ := filepath.Glob(filepath.Join(dir, "vaults", ".*.tmp-*")); len(stale) > 0 {
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}
 	files, err := filepath.Glob(filepath.Join(dir, "vaults", "*.json"))
 	if err != nil {
 		return err

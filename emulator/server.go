@@ -168,6 +168,12 @@ func (s *Server) Start() error {
 			_ = l.Close()
 		}
 	}
+	// The CA file exists before any port accepts, so a client that sees the port can trust it.
+	if s.cfg.CACertFile != "" && s.ca != nil {
+		if err := s.ca.WritePEM(s.cfg.CACertFile); err != nil {
+			return fmt.Errorf("write CA certificate: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
@@ -200,12 +206,6 @@ func (s *Server) Start() error {
 		listeners = append(listeners, vl)
 		s.vaultURLs[strings.ToLower(v.name)] = s.scheme() + "://" + hostForURL(vl.Addr())
 		handlers = append(handlers, s.handler(v))
-	}
-	if s.cfg.CACertFile != "" && s.ca != nil {
-		if err := s.ca.WritePEM(s.cfg.CACertFile); err != nil {
-			closeAll()
-			return fmt.Errorf("write CA certificate: %w", err)
-		}
 	}
 	var tlsConfigErr error
 	for i := range listeners {

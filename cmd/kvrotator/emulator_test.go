@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,11 +17,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 )
@@ -90,10 +94,11 @@ func TestEmulatorCommandServesTheSDK(t *testing.T) {
 	}
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
-	port, idPort := freePort(t), freePort(t)
+	port, idPort, vaultPort := freePort(t), freePort(t), freePort(t)
 
 	startEmu := func() (stop func(), banner string) {
-		cmd := exec.Command(bin, "emulator", "--addr", "127.0.0.1:"+port, "--identity-addr", "127.0.0.1:"+idPort, "--vault", "cli-vault", "--data", dir, "--ca-cert", caFile)
+		cmd := exec.Command(bin, "emulator", "--addr", "127.0.0.1:"+port, "--identity-addr", "127.0.0.1:"+idPort,
+			"--vault", "cli-vault", "--vault", "port-vault=127.0.0.1:"+vaultPort, "--data", dir, "--ca-cert", caFile)
 		stdout, _ := cmd.StdoutPipe()
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
@@ -156,6 +161,20 @@ func TestEmulatorCommandServesTheSDK(t *testing.T) {
 		stop()
 		t.Fatalf("SetSecret against the emulator command: %v", err)
 	}
+
+	// A process that trusts the CA only through SSL_CERT_FILE, with the SDK's default transport,
+	// reaching the vault on its dedicated port (no host name to resolve).
+	portURL := regexp.MustCompile(`and (https://127\.0\.0\.1:[0-9]+)`).FindStringSubmatch(banner)
+	if portURL == nil {
+		stop()
+		t.Fatalf("banner lacks the dedicated port URL:\n%s", banner)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestSSLCertFileChild$", "-test.count=1")
+	child.Env = append(os.Environ(), "SSL_CERT_FILE="+caFile, "KVROTATOR_CHILD_VAULT="+portURL[1])
+	if out, err := child.CombinedOutput(); err != nil || !strings.Contains(string(out), "PASS") {
+		stop()
+		t.Fatalf("client trusting the CA through SSL_CERT_FILE failed: %v\n%s", err, out)
+	}
 	stop()
 
 	stop, _ = startEmu()
@@ -164,6 +183,131 @@ func TestEmulatorCommandServesTheSDK(t *testing.T) {
 	if err != nil || *got.Value != "v" {
 		t.Fatalf("after restart with --data: %v", err)
 	}
+}
+
+// TestSSLCertFileChild runs only as the child process of TestEmulatorCommandServesTheSDK.
+func TestSSLCertFileChild(t *testing.T) {
+	vaultURL := os.Getenv("KVROTATOR_CHILD_VAULT")
+	if vaultURL == "" {
+		t.Skip("child process only")
+	}
+	cred, err := azidentity.NewManagedIdentityCredential(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := azsecrets.NewClient(vaultURL, cred, nil) // default transport: trust from SSL_CERT_FILE
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.SetSecret(ctx, "via-ssl-cert-file", azsecrets.SetSecretParameters{Value: to("v")}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEmulatorSurvivesKill9: writes acknowledged before a kill -9 are all there after a restart, and
+// no vault file is torn.
+func TestEmulatorSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "kvrotator")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	port, idPort := freePort(t), freePort(t)
+	launch := func() *exec.Cmd {
+		cmd := exec.Command(bin, "emulator", "--addr", "127.0.0.1:"+port, "--identity-addr", "127.0.0.1:"+idPort,
+			"--vault", "kill-vault", "--data", dir, "--no-limits")
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitListening(t, "127.0.0.1:"+port)
+		return cmd
+	}
+	cmd := launch()
+	t.Setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:"+idPort+"/msi/token")
+	t.Setenv("IDENTITY_HEADER", "kvrotator-emulator")
+	newClient := func() *azsecrets.Client {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		cred, _ := azidentity.NewManagedIdentityCredential(nil)
+		c, _ := azsecrets.NewClient("https://kill-vault.localhost:"+port, cred,
+			&azsecrets.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: loopbackClient(pool), Retry: policy.RetryOptions{MaxRetries: -1}}})
+		return c
+	}
+	c := newClient()
+
+	type ack struct{ name, version, value string }
+	var mu sync.Mutex
+	var acked []ack
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				name, value := fmt.Sprintf("s-%d-%d", w, i%5), fmt.Sprintf("value-%d-%d", w, i)
+				resp, err := c.SetSecret(context.Background(), name, azsecrets.SetSecretParameters{Value: &value}, nil)
+				if err != nil {
+					return // the process is gone
+				}
+				mu.Lock()
+				acked = append(acked, ack{name, resp.ID.Version(), value})
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(700 * time.Millisecond)
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no chance to clean up
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	wg.Wait()
+	if len(acked) < 10 {
+		t.Fatalf("only %d writes before the kill", len(acked))
+	}
+
+	files, _ := filepath.Glob(filepath.Join(dir, "vaults", "*.json"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if !json.Valid(b) {
+			t.Fatalf("%s is torn after kill -9", f)
+		}
+	}
+	cmd = launch()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	c = newClient()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, a := range acked {
+		got, err := c.GetSecret(ctx, a.name, a.version, nil)
+		if err != nil || *got.Value != a.value {
+			t.Fatalf("acknowledged write %s/%s lost after kill -9: %v", a.name, a.version, err)
+		}
+	}
+	t.Logf("%d acknowledged writes survived kill -9", len(acked))
+}
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never listened", addr)
 }
 
 func to[T any](v T) *T { return &v }

@@ -123,7 +123,7 @@ func LoadOrCreateIssuer(dir string) (*Issuer, error) {
 
 // Issue mints an access token for p with the given audience, valid from now for lifetime (a
 // negative lifetime yields an already expired token, for tests). Claims: aud, iss
-// "https://sts.windows.net/<tid>/", iat, nbf, exp, oid, sub (= oid), appid, azp, tid, ver "1.0",
+// "https://sts.windows.net/<tid>/", iat, nbf, exp, oid, sub (= oid), appid, azp, tid, ver "1.0", idtyp "app",
 // app_displayname (when p.Name is set); the header carries kid. It returns the token and its expiry
 // (exp, whole seconds).
 func (i *Issuer) Issue(p Principal, audience string, lifetime time.Duration, now time.Time) (token string, expires time.Time, err error) {
