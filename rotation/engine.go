@@ -1,0 +1,363 @@
+package rotation
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kvrotator/kvrotator/providers"
+)
+
+// Config wires an Engine.
+type Config struct {
+	// Vaults the engine may touch. Nothing else is ever contacted: events naming another vault are refused.
+	Vaults []Vault
+	// Providers resolves a rotation-provider tag; nil uses the registry (providers.Lookup).
+	Providers func(name string) (providers.Provider, bool)
+	// Locker serialises rotations of a secret; nil uses an in-process lock (one instance only).
+	Locker Locker
+	// Publisher receives every outcome; nil publishes nothing.
+	Publisher Publisher
+	// Clock; nil is the wall clock.
+	Clock Clock
+	// Logger for step details (outcomes themselves are logged by the caller). Nil discards.
+	Logger *slog.Logger
+	// Defaults for policies: validity 90 days, grace 24 h, near-expiry lead 30 days.
+	Defaults Defaults
+	// Concurrency bounds the rotations a sweep runs at once (default 8).
+	Concurrency int
+	// VerifyTimeout bounds the retries of a provider's Verify through propagation delays (default 2 min);
+	// VerifyBackoff is the first retry delay (default 1 s, doubling, with jitter).
+	VerifyTimeout time.Duration
+	VerifyBackoff time.Duration
+}
+
+// Engine rotates secrets. It is safe for concurrent use.
+type Engine struct {
+	cfg    Config
+	vaults map[string]Vault // key: lower-case vault name
+	order  []string
+	log    *slog.Logger
+	clock  Clock
+}
+
+// New checks cfg and returns an engine. It makes no network call.
+func New(cfg Config) (*Engine, error) {
+	if len(cfg.Vaults) == 0 {
+		return nil, errors.New("rotation: no vault configured")
+	}
+	if cfg.Providers == nil {
+		cfg.Providers = providers.Lookup
+	}
+	if cfg.Locker == nil {
+		cfg.Locker = NewMemoryLocker()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Defaults.NearExpiryLead <= 0 {
+		cfg.Defaults.NearExpiryLead = 30 * 24 * time.Hour
+	}
+	if cfg.Defaults.Validity <= 0 {
+		cfg.Defaults.Validity = 90 * 24 * time.Hour
+	}
+	if cfg.Defaults.Grace < 0 {
+		return nil, errors.New("rotation: negative grace period")
+	}
+	if cfg.Defaults.Grace == 0 {
+		cfg.Defaults.Grace = 24 * time.Hour
+	}
+	if cfg.Defaults.Validity <= cfg.Defaults.NearExpiryLead {
+		return nil, fmt.Errorf("rotation: default validity %v must exceed the near-expiry lead %v, or every new version would be due at once",
+			cfg.Defaults.Validity, cfg.Defaults.NearExpiryLead)
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.VerifyTimeout <= 0 {
+		cfg.VerifyTimeout = 2 * time.Minute
+	}
+	if cfg.VerifyBackoff <= 0 {
+		cfg.VerifyBackoff = time.Second
+	}
+	e := &Engine{cfg: cfg, vaults: map[string]Vault{}, log: cfg.Logger, clock: cfg.Clock}
+	for _, v := range cfg.Vaults {
+		key := strings.ToLower(v.Name())
+		if _, dup := e.vaults[key]; dup {
+			return nil, fmt.Errorf("rotation: vault %q configured twice", v.Name())
+		}
+		e.vaults[key] = v
+		e.order = append(e.order, v.Name())
+	}
+	return e, nil
+}
+
+// Vaults lists the configured vault names.
+func (e *Engine) Vaults() []string { return append([]string(nil), e.order...) }
+
+// HandleEvent handles a Key Vault event: near-expiry and expired events rotate the version they name;
+// SecretNewVersionCreated (which the engine's own writes cause) and every other type are skipped.
+func (e *Engine) HandleEvent(ctx context.Context, ev Event) Outcome {
+	switch ev.Type {
+	case EventNearExpiry, EventExpired:
+		return e.Rotate(ctx, Request{Vault: ev.Vault, Secret: ev.Secret, Version: ev.Version, Trigger: TriggerEvent})
+	case EventNewVersion:
+		return Outcome{Kind: KindSkipped, Vault: ev.Vault, Secret: ev.Secret, OldVersion: ev.Version, Trigger: TriggerEvent,
+			Reason: "SecretNewVersionCreated never triggers a rotation"}
+	}
+	return Outcome{Kind: KindSkipped, Vault: ev.Vault, Secret: ev.Secret, OldVersion: ev.Version, Trigger: TriggerEvent,
+		Reason: fmt.Sprintf("event type %q is not handled", ev.Type)}
+}
+
+// Rotate rotates one secret under its lock, following the protocol: provider create → verify → new
+// vault version → (later) revocation of the previous credential. With req.Version set, a latest
+// version that differs means the work is done: the answer is skipped, nothing changes.
+func (e *Engine) Rotate(ctx context.Context, req Request) Outcome {
+	start := time.Now()
+	o := e.rotate(ctx, req)
+	o.Vault, o.Secret, o.Trigger, o.DryRun = req.Vault, req.Secret, req.Trigger, req.DryRun
+	o.DurationMS = time.Since(start).Milliseconds()
+	e.publish(ctx, o)
+	return o
+}
+
+func (e *Engine) vault(name string) (Vault, bool) {
+	v, ok := e.vaults[strings.ToLower(name)]
+	return v, ok
+}
+
+func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
+	v, ok := e.vault(req.Vault)
+	if !ok {
+		return failed(providers.Permanent(fmt.Errorf("vault %q is not configured (configured: %s)", req.Vault, strings.Join(e.order, ", "))))
+	}
+	held, unlock, err := e.cfg.Locker.Lock(ctx, lockKey(v.Name(), req.Secret))
+	if err != nil {
+		if errors.Is(err, ErrBusy) {
+			return Outcome{Kind: KindFailed, Class: ClassTransient, Reason: ErrBusy.Error(), Err: err}
+		}
+		return failed(fmt.Errorf("lock: %w", err))
+	}
+	defer unlock()
+	ctx = held
+
+	cur, err := v.Get(ctx, req.Secret, "")
+	if errors.Is(err, ErrNotFound) {
+		if req.Trigger == TriggerEvent {
+			return Outcome{Kind: KindSkipped, Reason: "the secret no longer exists"}
+		}
+		return failed(providers.Permanent(fmt.Errorf("secret %q not found in vault %q", req.Secret, v.Name())))
+	}
+	if err != nil {
+		return failed(err)
+	}
+	o := Outcome{OldVersion: cur.Version, Expires: cur.Expires, Provider: tagValue(cur.Tags, TagProvider)}
+	if req.Version != "" && !strings.EqualFold(req.Version, cur.Version) {
+		o.Kind, o.Reason = KindSkipped, fmt.Sprintf("already rotated: version %s is no longer the latest", req.Version)
+		o.OldVersion = req.Version
+		return o
+	}
+	if !IsManaged(cur.Tags) {
+		o.Kind, o.Reason = KindSkipped, "not managed: no "+TagProvider+" tag"
+		return o
+	}
+	pol, prov, err := e.policy(cur.Tags)
+	if err != nil {
+		return with(o, failed(err))
+	}
+	now := e.clock.Now()
+	if !cur.Enabled {
+		return with(o, failed(providers.Permanent(errors.New("the latest version is disabled: enable it or write a new version by hand"))))
+	}
+	if req.Trigger == TriggerTimer || (req.Trigger == TriggerManual && !req.Force) {
+		if due, why := e.due(cur.SecretProperties, now); !due {
+			o.Kind, o.Reason = KindSkipped, why
+			return o
+		}
+	}
+	expires := now.Add(pol.Validity)
+	if req.DryRun {
+		o.Kind, o.Expires = KindPlanned, &expires
+		o.Reason = fmt.Sprintf("would rotate with provider %s (%s): create, verify, write a new version expiring %s", pol.Provider, prov.Shape(), expires.UTC().Format(time.RFC3339))
+		if prov.Shape() == providers.ShapeCreateRevoke && pol.CredentialID != "" {
+			o.Reason += fmt.Sprintf(", revoke credential %s after %v", pol.CredentialID, pol.Grace)
+		}
+		return o
+	}
+
+	preq := providers.Request{
+		Vault: v.Name(), Secret: req.Secret, Version: cur.Version, Current: cur.Value,
+		CredentialID: pol.CredentialID, Address: pol.Address, Params: providers.Params(cur.Tags),
+		IdempotencyKey: IdempotencyKey(v.Name(), req.Secret, cur.Version), Secrets: vaultReader{v}, Now: now,
+	}
+	cred, err := prov.Create(ctx, preq)
+	if err != nil {
+		return with(o, failed(fmt.Errorf("provider %s: create: %w", pol.Provider, err)))
+	}
+	if err := e.verify(ctx, prov, preq, cred); err != nil {
+		if prov.Shape() == providers.ShapeCreateRevoke && cred.CredentialID != "" && cred.CredentialID != pol.CredentialID {
+			// The new credential is recorded nowhere: remove it rather than leave an orphan.
+			if rerr := prov.Revoke(ctx, preq, cred.CredentialID); rerr != nil {
+				e.log.Warn("revoking an unverified credential failed; a retry with the same idempotency key will find it",
+					"vault", v.Name(), "secret", req.Secret, "provider", pol.Provider, "error", rerr.Error())
+			}
+		}
+		return with(o, failed(fmt.Errorf("provider %s: verify: %w", pol.Provider, err)))
+	}
+
+	if cred.ExpiresAt != nil && cred.ExpiresAt.Before(expires) {
+		expires = *cred.ExpiresAt
+	}
+	st := State{From: cur.Version, At: now.UTC().Truncate(time.Second), By: req.Trigger, Pending: pol.State.Pending}
+	if prov.Shape() == providers.ShapeCreateRevoke && pol.CredentialID != "" && pol.CredentialID != cred.CredentialID {
+		st.Pending = append(st.Pending, Pending{CredentialID: pol.CredentialID, Due: now.Add(pol.Grace).UTC().Truncate(time.Second)})
+	}
+	credID := cred.CredentialID
+	if credID == "" {
+		credID = pol.CredentialID
+	}
+	tags, err := withTags(cur.Tags, map[string]string{TagCredentialID: credID, TagState: st.String()})
+	if err != nil {
+		return with(o, failed(err))
+	}
+	props, err := v.Set(ctx, req.Secret, NewVersion{Value: cred.Value, ContentType: cur.ContentType, Tags: tags, NotBefore: now, Expires: expires})
+	if err != nil {
+		return with(o, failed(fmt.Errorf("write new version: %w", err)))
+	}
+	o.Kind, o.NewVersion, o.Expires = KindRotated, props.Version, &expires
+	o.Reason = fmt.Sprintf("new version expires %s", expires.UTC().Format(time.RFC3339))
+	return o
+}
+
+// policy parses a managed secret's tags and finds its provider.
+func (e *Engine) policy(tags map[string]string) (Policy, providers.Provider, error) {
+	pol, err := ParsePolicy(tags, e.cfg.Defaults)
+	if err != nil {
+		return pol, nil, err
+	}
+	prov, ok := e.cfg.Providers(pol.Provider)
+	if !ok {
+		return pol, nil, providers.ConfigErrorf(TagProvider, pol.Provider, "no such provider")
+	}
+	if err := prov.Validate(providers.Params(tags)); err != nil {
+		return pol, nil, err
+	}
+	return pol, prov, nil
+}
+
+// due reports whether a managed secret's latest version should be rotated now, and why (or why not).
+func (e *Engine) due(p SecretProperties, now time.Time) (bool, string) {
+	if p.Expires == nil {
+		return true, "no expiry set"
+	}
+	if !now.Before(*p.Expires) {
+		return true, "expired " + p.Expires.UTC().Format(time.RFC3339)
+	}
+	point := p.Expires.Add(-e.cfg.Defaults.NearExpiryLead)
+	if !now.Before(point) {
+		return true, "near expiry (" + p.Expires.UTC().Format(time.RFC3339) + ")"
+	}
+	return false, "not due until " + point.UTC().Format(time.RFC3339)
+}
+
+// verify retries the provider's check through propagation delays, with exponential backoff and
+// jitter, until VerifyTimeout; a permanent error stops at once.
+func (e *Engine) verify(ctx context.Context, prov providers.Provider, req providers.Request, cred providers.Credential) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.VerifyTimeout)
+	defer cancel()
+	delay := e.cfg.VerifyBackoff
+	for attempt := 1; ; attempt++ {
+		err := prov.Verify(ctx, req, cred)
+		if err == nil || providers.IsPermanent(err) {
+			return err
+		}
+		e.log.Debug("verify failed, retrying", "vault", req.Vault, "secret", req.Secret, "attempt", attempt, "error", err.Error())
+		wait := delay/2 + rand.N(delay)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still failing after %d attempts: %w", attempt, err)
+		case <-time.After(wait):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+func (e *Engine) publish(ctx context.Context, o Outcome) {
+	if e.cfg.Publisher == nil {
+		return
+	}
+	if err := e.cfg.Publisher.Publish(context.WithoutCancel(ctx), o); err != nil {
+		e.log.Warn("publishing an outcome failed", "vault", o.Vault, "secret", o.Secret, "outcome", string(o.Kind), "error", err.Error())
+	}
+}
+
+// failed classifies err once: configuration and permanent errors are permanent, the rest transient.
+func failed(err error) Outcome {
+	o := Outcome{Kind: KindFailed, Class: ClassTransient, Reason: err.Error(), Err: err}
+	if providers.IsPermanent(err) || errors.Is(err, ErrNotFound) {
+		o.Class = ClassPermanent
+	}
+	return o
+}
+
+// with copies the failure's fields onto an outcome that already knows versions and provider.
+func with(o, f Outcome) Outcome {
+	o.Kind, o.Class, o.Reason, o.Err = f.Kind, f.Class, f.Reason, f.Err
+	return o
+}
+
+// IdempotencyKey is the stable name for what a rotation of one source version creates: a retry after
+// a crash derives the same key, so providers find what the interrupted attempt made.
+func IdempotencyKey(vault, secret, version string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(vault + "/" + secret + "/" + version)))
+	return "kvr-" + hex.EncodeToString(sum[:8])
+}
+
+func lockKey(vault, secret string) string { return strings.ToLower(vault + "/" + secret) }
+
+// vaultReader lets a provider read other secrets of the same vault.
+type vaultReader struct{ v Vault }
+
+func (r vaultReader) SecretValue(ctx context.Context, name string) (providers.Value, error) {
+	s, err := r.v.Get(ctx, name, "")
+	if err != nil {
+		return providers.Value{}, err
+	}
+	return s.Value, nil
+}
+
+// memoryLocker is the in-process Locker: one holder per key, others get ErrBusy at once.
+type memoryLocker struct {
+	mu   sync.Mutex
+	held map[string]bool
+}
+
+// NewMemoryLocker returns a Locker for a single process (the demo, tests, one-instance deployments).
+func NewMemoryLocker() Locker { return &memoryLocker{held: map[string]bool{}} }
+
+func (l *memoryLocker) Lock(ctx context.Context, key string) (context.Context, func(), error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held[key] {
+		return nil, nil, ErrBusy
+	}
+	l.held[key] = true
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			l.mu.Lock()
+			delete(l.held, key)
+			l.mu.Unlock()
+		})
+	}, nil
+}

@@ -1,0 +1,207 @@
+package rotation
+
+import (
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kvrotator/kvrotator/providers"
+)
+
+// Tags kvrotator reads and writes. The Azure rotation samples' tags (CredentialId, ProviderAddress,
+// ValidityPeriodDays) are honoured as they are, so secrets set up for those samples work unchanged.
+const (
+	TagProvider     = "rotation-provider"    // opt-in: the provider's name
+	TagCredentialID = "CredentialId"         // the slot, user or key id the current value belongs to
+	TagAddress      = "ProviderAddress"      // ARM resource id, host, account
+	TagValidity     = "ValidityPeriodDays"   // lifetime of each new version, in days
+	TagGrace        = "rotation-grace-hours" // how long a replaced credential stays valid (create-revoke providers)
+	TagState        = "rotation-state"       // kvrotator's own state; written by kvrotator only
+	maxTags         = 15                     // Key Vault's limit per secret
+	maxTagValue     = 512                    // Key Vault's limit per tag value
+	maxValidityDays = 3650
+)
+
+// Defaults are the app-wide settings a policy falls back on.
+type Defaults struct {
+	Validity       time.Duration // when ValidityPeriodDays is absent
+	Grace          time.Duration // when rotation-grace-hours is absent
+	NearExpiryLead time.Duration // Key Vault's SecretNearExpiry lead time (30 days)
+}
+
+// Policy is a managed secret's rotation policy, read from its tags.
+type Policy struct {
+	Provider     string
+	CredentialID string
+	Address      string
+	Validity     time.Duration
+	Grace        time.Duration
+	State        State
+}
+
+// IsManaged reports whether the tags opt the secret in to rotation.
+func IsManaged(tags map[string]string) bool { return tagValue(tags, TagProvider) != "" }
+
+// tagValue reads a tag case-insensitively (Azure tag names are case-insensitive).
+func tagValue(tags map[string]string, name string) string {
+	return providers.Params(tags).Get(name)
+}
+
+// ParsePolicy reads the policy from a secret's tags. Every problem is a *providers.ConfigError naming
+// the tag: a permanent failure, reported and never retried.
+func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
+	p := Policy{
+		Provider:     strings.ToLower(strings.TrimSpace(tagValue(tags, TagProvider))),
+		CredentialID: strings.TrimSpace(tagValue(tags, TagCredentialID)),
+		Address:      strings.TrimSpace(tagValue(tags, TagAddress)),
+		Validity:     d.Validity,
+		Grace:        d.Grace,
+	}
+	if p.Provider == "" {
+		return p, providers.ConfigErrorf(TagProvider, "", "missing: the secret is not managed")
+	}
+	params := providers.Params(tags)
+	minDays := int(d.NearExpiryLead/(24*time.Hour)) + 1
+	days, err := params.Int(TagValidity, int(d.Validity/(24*time.Hour)), 1, maxValidityDays)
+	if err != nil {
+		return p, err
+	}
+	if days < minDays {
+		return p, providers.ConfigErrorf(TagValidity, strconv.Itoa(days),
+			"must be at least %d: a new version must outlive the %d-day near-expiry window, or it would be due again at once", minDays, minDays-1)
+	}
+	p.Validity = time.Duration(days) * 24 * time.Hour
+	hours, err := params.Int(TagGrace, int(d.Grace/time.Hour), 0, 24*90)
+	if err != nil {
+		return p, err
+	}
+	p.Grace = time.Duration(hours) * time.Hour
+	if p.State, err = ParseState(tagValue(tags, TagState)); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// State is what kvrotator records on a version it wrote, in one compact tag
+// ("from=<version>;at=<unix>;by=<trigger>;revoke=<id>@<unix>,…;revoked=<unix>").
+type State struct {
+	From    string    // the version this one replaced
+	At      time.Time // when it was written
+	By      Trigger   // what triggered it
+	Pending []Pending // previous credentials to revoke once their grace period is over
+	Revoked time.Time // when the last revocation was done
+}
+
+// Pending is a previous credential waiting for revocation.
+type Pending struct {
+	CredentialID string
+	Due          time.Time
+}
+
+// ParseState reads the rotation-state tag ("" is the zero State).
+func ParseState(s string) (State, error) {
+	var st State
+	if strings.TrimSpace(s) == "" {
+		return st, nil
+	}
+	bad := func(reason string) (State, error) {
+		return State{}, providers.ConfigErrorf(TagState, s, "%s (this tag is written by kvrotator; remove it to reset)", reason)
+	}
+	for _, part := range strings.Split(s, ";") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return bad("expected key=value pairs separated by ';'")
+		}
+		switch k {
+		case "from":
+			st.From = v
+		case "at", "revoked":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return bad(k + " is not a unix time")
+			}
+			if k == "at" {
+				st.At = time.Unix(n, 0).UTC()
+			} else {
+				st.Revoked = time.Unix(n, 0).UTC()
+			}
+		case "by":
+			st.By = Trigger(v)
+		case "revoke":
+			for _, item := range strings.Split(v, ",") {
+				id, due, ok := strings.Cut(item, "@")
+				n, err := strconv.ParseInt(due, 10, 64)
+				if !ok || err != nil {
+					return bad("revoke entries are <id>@<unix time>")
+				}
+				uid, err := url.QueryUnescape(id)
+				if err != nil || uid == "" {
+					return bad("revoke entry with an invalid credential id")
+				}
+				st.Pending = append(st.Pending, Pending{CredentialID: uid, Due: time.Unix(n, 0).UTC()})
+			}
+		default:
+			// Unknown keys from a newer kvrotator are kept out rather than failing.
+		}
+	}
+	return st, nil
+}
+
+// String encodes the state for the rotation-state tag.
+func (st State) String() string {
+	var parts []string
+	if st.From != "" {
+		parts = append(parts, "from="+st.From)
+	}
+	if !st.At.IsZero() {
+		parts = append(parts, "at="+strconv.FormatInt(st.At.Unix(), 10))
+	}
+	if st.By != "" {
+		parts = append(parts, "by="+string(st.By))
+	}
+	if len(st.Pending) > 0 {
+		items := make([]string, len(st.Pending))
+		for i, p := range st.Pending {
+			items[i] = url.QueryEscape(p.CredentialID) + "@" + strconv.FormatInt(p.Due.Unix(), 10)
+		}
+		parts = append(parts, "revoke="+strings.Join(items, ","))
+	}
+	if !st.Revoked.IsZero() {
+		parts = append(parts, "revoked="+strconv.FormatInt(st.Revoked.Unix(), 10))
+	}
+	return strings.Join(parts, ";")
+}
+
+// withTags returns a copy of tags with the named tags set (case-insensitively replacing existing
+// spellings); an empty value removes the tag. It fails when the result breaks Key Vault's limits.
+func withTags(tags map[string]string, set map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(tags)+len(set))
+	for k, v := range tags {
+		out[k] = v
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for k := range out {
+			if strings.EqualFold(k, name) {
+				delete(out, k)
+			}
+		}
+		if v := set[name]; v != "" {
+			if len(v) > maxTagValue {
+				return nil, providers.ConfigErrorf(name, "", "the value kvrotator must record is %d characters; Key Vault allows %d", len(v), maxTagValue)
+			}
+			out[name] = v
+		}
+	}
+	if len(out) > maxTags {
+		return nil, providers.ConfigErrorf(TagState, "",
+			"the secret would carry %d tags; Key Vault allows %d and kvrotator needs room for %s and %s", len(out), maxTags, TagCredentialID, TagState)
+	}
+	return out, nil
+}
