@@ -267,7 +267,9 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.cancel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A short grace for requests in flight; HTTP/2 clients keep idle connections open until GOAWAY
+	// is acknowledged, which a development emulator need not wait for.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	var errs []error
 	for _, srv := range s.servers {

@@ -1,6 +1,8 @@
 // Command kvrotator rotates the secrets that applications keep in Azure Key Vault. The same binary is
 // the Azure Functions custom handler and the operator's tool:
 //
+//	kvrotator serve      the Functions custom handler (host.json starts it)
+//	kvrotator demo       the whole product against the built-in Key Vault emulator
 //	kvrotator emulator   run the local Key Vault emulator
 //	kvrotator version    print the version
 //
@@ -27,6 +29,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"serve", "run the Azure Functions custom handler (started by the Functions host)", runServe},
+		{"demo", "run the whole product locally against the built-in Key Vault emulator", runDemo},
 		{"emulator", "run the local Azure Key Vault emulator (HTTPS, auth, events, faults)", runEmulator},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, "kvrotator", version)

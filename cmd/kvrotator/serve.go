@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/kvrotator/kvrotator/config"
+	"github.com/kvrotator/kvrotator/handler"
+	"github.com/kvrotator/kvrotator/keyvault"
+	"github.com/kvrotator/kvrotator/rotation"
+
+	// Providers register themselves by name.
+	_ "github.com/kvrotator/kvrotator/providers/random"
+)
+
+// app is kvrotator wired from its settings: the engine over the configured vaults.
+type app struct {
+	settings config.Settings
+	engine   *rotation.Engine
+	logger   *slog.Logger
+	credDesc string
+}
+
+// newApp builds everything from the environment without any network call: credentials fetch their
+// first token when the first invocation needs it.
+func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault.Options) (*app, error) {
+	s, err := config.FromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	logger := newLogger(logOut, errOut, s.LogLevel)
+	cred, desc, err := keyvault.NewCredential(s.Credential)
+	if err != nil {
+		return nil, fmt.Errorf("credential: %w", err)
+	}
+	var vaults []rotation.Vault
+	for _, vs := range s.Vaults {
+		o := keyvault.Options{}
+		if opts != nil {
+			o = *opts
+		}
+		o.Name = vs.Name
+		v, err := keyvault.New(vs.URL, cred, &o)
+		if err != nil {
+			return nil, fmt.Errorf("vault %s: %w", vs.Name, err)
+		}
+		vaults = append(vaults, v)
+	}
+	eng, err := rotation.New(rotation.Config{
+		Vaults:      vaults,
+		Logger:      logger,
+		Concurrency: s.SweepConcurrency,
+		Defaults:    rotation.Defaults{Validity: s.DefaultValidity, Grace: s.DefaultGrace, NearExpiryLead: s.NearExpiryLead},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &app{settings: s, engine: eng, logger: logger, credDesc: desc}, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kvrotator serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: kvrotator serve
+
+Runs the Azure Functions custom handler: the Functions host starts it (host.json) and sends the
+KeyVaultEvents, ScheduledSweep and RotateSecret invocations to 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT.
+All configuration comes from app settings (environment variables); see local.settings.sample.json.
+Logs are JSON lines on stdout.
+`)
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	addr, err := handler.ListenAddr(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "kvrotator serve: %v\n", err)
+		return 2
+	}
+	a, err := newApp(os.Getenv, stdout, stderr, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "kvrotator serve: configuration error: %v\n", err)
+		return 2
+	}
+	a.logger.Info("kvrotator handler starting", "addr", addr, "vaults", a.engine.Vaults(), "credential", a.credDesc, "version", version)
+	h := handler.New(handler.Options{Rotator: a.engine, Logger: a.logger})
+	if err := handler.Serve(ctx, addr, h); err != nil {
+		fmt.Fprintf(stderr, "kvrotator serve: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,130 @@
+// Package config reads kvrotator's app settings (environment variables, as the Functions host and
+// local.settings.json provide them), validates them and names every problem. It makes no network call.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kvrotator/kvrotator/keyvault"
+)
+
+// App setting names. local.settings.sample.json and the README document each.
+const (
+	EnvVaults           = "KVROTATOR_VAULTS"                // vaults to manage: names, URLs or name=URL, comma-separated
+	EnvNearExpiryDays   = "KVROTATOR_NEAR_EXPIRY_DAYS"      // Key Vault's SecretNearExpiry lead time (30)
+	EnvValidityDays     = "KVROTATOR_DEFAULT_VALIDITY_DAYS" // validity of new versions without ValidityPeriodDays (90)
+	EnvGraceHours       = "KVROTATOR_GRACE_HOURS"           // default grace before revoking a replaced credential (24)
+	EnvSweepConcurrency = "KVROTATOR_SWEEP_CONCURRENCY"     // rotations a sweep runs at once (8)
+	EnvLogLevel         = "KVROTATOR_LOG_LEVEL"             // debug, info, warn, error (info)
+	EnvSweepSchedule    = "KVROTATOR_SWEEP_SCHEDULE"        // NCRONTAB of ScheduledSweep (read by the host via function.json)
+)
+
+// VaultSetting is one configured vault.
+type VaultSetting struct {
+	Name string // vault name
+	URL  string // https URL of the vault
+}
+
+// Settings are kvrotator's app settings.
+type Settings struct {
+	Vaults           []VaultSetting
+	Credential       keyvault.CredentialConfig
+	NearExpiryLead   time.Duration
+	DefaultValidity  time.Duration
+	DefaultGrace     time.Duration
+	SweepConcurrency int
+	LogLevel         slog.Level
+}
+
+// FromEnv reads the settings through getenv (os.Getenv in production). All problems are reported
+// together, each naming its setting.
+func FromEnv(getenv func(string) string) (Settings, error) {
+	var errs []error
+	s := Settings{Credential: keyvault.CredentialConfigFromEnv(getenv)}
+	intSetting := func(name string, def, min, max int) int {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min || n > max {
+			errs = append(errs, fmt.Errorf("%s=%q: want a whole number from %d to %d", name, v, min, max))
+			return def
+		}
+		return n
+	}
+	s.NearExpiryLead = time.Duration(intSetting(EnvNearExpiryDays, 30, 1, 365)) * 24 * time.Hour
+	s.DefaultValidity = time.Duration(intSetting(EnvValidityDays, 90, 2, 3650)) * 24 * time.Hour
+	s.DefaultGrace = time.Duration(intSetting(EnvGraceHours, 24, 0, 24*90)) * time.Hour
+	s.SweepConcurrency = intSetting(EnvSweepConcurrency, 8, 1, 64)
+	if s.DefaultValidity <= s.NearExpiryLead {
+		errs = append(errs, fmt.Errorf("%s (%d days) must exceed %s (%d days), or every new version would be due at once",
+			EnvValidityDays, int(s.DefaultValidity.Hours()/24), EnvNearExpiryDays, int(s.NearExpiryLead.Hours()/24)))
+	}
+	if lvl := strings.TrimSpace(getenv(EnvLogLevel)); lvl != "" {
+		if err := s.LogLevel.UnmarshalText([]byte(lvl)); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want debug, info, warn or error", EnvLogLevel, lvl))
+		}
+	}
+	vaults, err := ParseVaults(getenv(EnvVaults))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.Vaults = vaults
+	return s, errors.Join(errs...)
+}
+
+// ParseVaults reads "myvault, other=https://127.0.0.1:8444, https://third.vault.azure.net".
+func ParseVaults(v string) ([]VaultSetting, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, fmt.Errorf("%s is not set: name the vaults kvrotator manages (e.g. %s=myvault)", EnvVaults, EnvVaults)
+	}
+	var out []VaultSetting
+	seen := map[string]bool{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, rawURL, hasURL := strings.Cut(item, "=")
+		if !hasURL {
+			rawURL = item
+			name = ""
+		}
+		u, err := keyvault.VaultURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q: %w", EnvVaults, item, err)
+		}
+		if name == "" {
+			name = firstLabel(u)
+		}
+		if !vaultNameRE.MatchString(name) || strings.Contains(name, "--") {
+			return nil, fmt.Errorf("%s: %q: %q is not a vault name; for an address without the vault's name in it, write name=URL", EnvVaults, item, name)
+		}
+		if seen[strings.ToLower(name)] {
+			return nil, fmt.Errorf("%s: vault %q is listed twice", EnvVaults, name)
+		}
+		seen[strings.ToLower(name)] = true
+		out = append(out, VaultSetting{Name: name, URL: u})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s names no vault", EnvVaults)
+	}
+	return out, nil
+}
+
+var vaultNameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
+
+func firstLabel(u string) string {
+	host := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	host, _, _ = strings.Cut(host, "/")
+	host, _, _ = strings.Cut(host, ":")
+	label, _, _ := strings.Cut(host, ".")
+	return label
+}

@@ -1,0 +1,211 @@
+// Package handler speaks the Azure Functions custom-handler protocol for kvrotator: invocation
+// envelopes in, envelopes out. It holds no rotation logic; it decodes what the Functions host sends,
+// hands it to a Rotator, and turns the outcome into the answer that makes the host do the right thing.
+//
+// The host POSTs each invocation to /<FunctionName> as {"Data":{...},"Metadata":{...}} and reads back
+// {"Outputs":{...},"Logs":[...],"ReturnValue":...}. Any non-2xx answer fails the invocation and drops
+// its Logs, so the status code is how a failure becomes a retry:
+//
+//   - KeyVaultEvents (eventGridTrigger): a transient failure answers 500, so Event Grid redelivers the
+//     event; a malformed event or a permanent failure answers 200 with the error in Logs, because
+//     redelivery cannot fix it.
+//   - ScheduledSweep (timerTrigger): always 200; a timer is not retried, failures are reported in Logs
+//     and in the structured log, and the next sweep picks them up.
+//   - RotateSecret (httpTrigger, output binding res): always 200; the caller's HTTP status travels in
+//     Outputs.res (200, 400, 413, 422, 503 with Retry-After).
+//
+// GET / answers {"status":"ok"} at once: the host polls it every 25 ms until the handler is ready and
+// pings it later, so it does no work. Structured logs (log/slog) go to Options.Logger, one line per
+// outcome with stable keys; a compact human line per outcome goes into the envelope's Logs, which the
+// host correlates with the invocation. Request bodies are never logged.
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/kvrotator/kvrotator/rotation"
+)
+
+// Rotator is the rotation engine as the handler sees it.
+type Rotator interface {
+	// HandleEvent acts on one validated Key Vault event (skipping types it does not rotate on).
+	HandleEvent(ctx context.Context, ev rotation.Event) rotation.Outcome
+	// Rotate rotates (or, with DryRun, plans) one secret on request.
+	Rotate(ctx context.Context, req rotation.Request) rotation.Outcome
+	// Sweep checks every configured vault for secrets that are due, overdue or pending revocation.
+	Sweep(ctx context.Context, trigger rotation.Trigger, dryRun bool) rotation.SweepReport
+}
+
+// Options configure New.
+type Options struct {
+	// Rotator does the work. Required.
+	Rotator Rotator
+	// Logger receives one structured line per outcome and per rejected invocation. It should write to
+	// stdout: the host logs stdout lines as Information and stderr lines as Warning or Error. Nil
+	// means JSON lines on os.Stdout.
+	Logger *slog.Logger
+	// MaxBodyBytes caps an invocation body; 0 means DefaultMaxBodyBytes. A larger KeyVaultEvents or
+	// ScheduledSweep invocation is acknowledged (200) with an error in Logs; a larger RotateSecret
+	// invocation answers the caller 413.
+	MaxBodyBytes int64
+}
+
+// DefaultMaxBodyBytes is the default cap on an invocation body (1 MiB); a Key Vault event or a manual
+// rotation request is a few hundred bytes.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Function names: the function folders, and the paths the host POSTs to.
+const (
+	fnKeyVaultEvents = "KeyVaultEvents"
+	fnScheduledSweep = "ScheduledSweep"
+	fnRotateSecret   = "RotateSecret"
+)
+
+// invocationIDHeader carries the host's id for the invocation; logs carry it as invocation_id.
+const invocationIDHeader = "X-Azure-Functions-InvocationId"
+
+type handler struct {
+	rotator   Rotator
+	log       *slog.Logger
+	maxBody   int64
+	functions map[string]func(*invocation, *http.Request) reply
+}
+
+// New returns the custom handler: GET / for readiness, POST /KeyVaultEvents, /ScheduledSweep and
+// /RotateSecret for invocations. It does no I/O. It panics if o.Rotator is nil.
+func New(o Options) http.Handler {
+	if o.Rotator == nil {
+		panic("handler: Options.Rotator is nil")
+	}
+	h := &handler{rotator: o.Rotator, log: o.Logger, maxBody: o.MaxBodyBytes}
+	if h.log == nil {
+		h.log = slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
+	h.functions = map[string]func(*invocation, *http.Request) reply{
+		fnKeyVaultEvents: h.keyVaultEvents,
+		fnScheduledSweep: h.scheduledSweep,
+		fnRotateSecret:   h.rotateSecret,
+	}
+	return h
+}
+
+var healthBody = []byte(`{"status":"ok"}`)
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/" {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeEnvelope(w, http.StatusMethodNotAllowed, "GET, HEAD", nil, []string{"error: " + r.Method + " / is not allowed; use GET"})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(healthBody)
+		}
+		return
+	}
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	run, ok := h.functions[name]
+	if !ok {
+		writeEnvelope(w, http.StatusNotFound, "", nil, []string{fmt.Sprintf("error: no function %q (functions: %s, %s, %s)", clip(name), fnKeyVaultEvents, fnScheduledSweep, fnRotateSecret)})
+		return
+	}
+	if r.Method != http.MethodPost {
+		writeEnvelope(w, http.StatusMethodNotAllowed, http.MethodPost, nil, []string{"error: " + r.Method + " /" + name + " is not allowed; the Functions host POSTs invocations"})
+		return
+	}
+	inv := &invocation{
+		function: name,
+		id:       clip(r.Header.Get(invocationIDHeader)),
+		start:    time.Now(),
+	}
+	inv.log = h.log.With("function", name, "invocation_id", inv.id)
+	defer func() {
+		if p := recover(); p != nil {
+			inv.log.Error("invocation panicked", "panic", clip(fmt.Sprint(p)), "stack", string(debug.Stack()))
+			inv.logf("error: the handler failed unexpectedly; the invocation fails")
+			writeEnvelope(w, http.StatusInternalServerError, "", nil, inv.logs)
+		}
+	}()
+	rep := run(inv, r)
+	writeEnvelope(w, rep.status, "", rep.outputs, inv.logs)
+}
+
+// reply is what a function answers: the envelope's HTTP status and Outputs (Logs come from the
+// invocation).
+type reply struct {
+	status  int
+	outputs map[string]any
+}
+
+// ok acknowledges the invocation with no outputs.
+var ok = reply{status: http.StatusOK}
+
+// invocation is one call from the host.
+type invocation struct {
+	function string
+	id       string // X-Azure-Functions-InvocationId
+	start    time.Time
+	log      *slog.Logger // carries function and invocation_id
+	logs     []string     // the envelope's Logs
+}
+
+// logf adds a line to the envelope's Logs.
+func (inv *invocation) logf(format string, args ...any) {
+	inv.logs = append(inv.logs, fmt.Sprintf(format, args...))
+}
+
+// elapsedMS is the time since the invocation arrived.
+func (inv *invocation) elapsedMS() int64 { return time.Since(inv.start).Milliseconds() }
+
+// envelope is the custom-handler response body.
+type envelope struct {
+	Outputs     map[string]any `json:"Outputs"`
+	Logs        []string       `json:"Logs"`
+	ReturnValue any            `json:"ReturnValue"`
+}
+
+// writeEnvelope writes a complete envelope: Content-Type application/json and a non-empty JSON body
+// whatever the status, as the host requires.
+func writeEnvelope(w http.ResponseWriter, status int, allow string, outputs map[string]any, logs []string) {
+	if outputs == nil {
+		outputs = map[string]any{}
+	}
+	if logs == nil {
+		logs = []string{}
+	}
+	body, err := json.Marshal(envelope{Outputs: outputs, Logs: logs})
+	if err != nil { // only plain strings, numbers and maps go in: cannot happen
+		status, body = http.StatusInternalServerError, []byte(`{"Outputs":{},"Logs":["error: encoding the response failed"],"ReturnValue":null}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// clip cuts s to 128 characters for logs and messages.
+func clip(s string) string {
+	const max = 128
+	n := 0
+	for i := range s {
+		if n == max {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
+}
