@@ -105,7 +105,7 @@ var healthBody = []byte(`{"status":"ok"}`)
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			writeEnvelope(w, http.StatusMethodNotAllowed, "GET, HEAD", nil, []string{"error: " + r.Method + " / is not allowed; use GET"})
+			writeEnvelope(w, http.StatusMethodNotAllowed, "GET, HEAD", nil, []string{fmt.Sprintf("error: %q / is not allowed; use GET", clip(r.Method))})
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -122,14 +122,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodPost {
-		writeEnvelope(w, http.StatusMethodNotAllowed, http.MethodPost, nil, []string{"error: " + r.Method + " /" + name + " is not allowed; the Functions host POSTs invocations"})
+		writeEnvelope(w, http.StatusMethodNotAllowed, http.MethodPost, nil, []string{fmt.Sprintf("error: %q /%s is not allowed; the Functions host POSTs invocations", clip(r.Method), name)})
 		return
 	}
-	inv := &invocation{
-		function: name,
-		id:       clip(r.Header.Get(invocationIDHeader)),
-		start:    time.Now(),
-	}
+	inv := &invocation{id: clip(r.Header.Get(invocationIDHeader)), start: time.Now()}
 	inv.log = h.log.With("function", name, "invocation_id", inv.id)
 	defer func() {
 		if p := recover(); p != nil {
@@ -154,11 +150,10 @@ var ok = reply{status: http.StatusOK}
 
 // invocation is one call from the host.
 type invocation struct {
-	function string
-	id       string // X-Azure-Functions-InvocationId
-	start    time.Time
-	log      *slog.Logger // carries function and invocation_id
-	logs     []string     // the envelope's Logs
+	id    string // X-Azure-Functions-InvocationId
+	start time.Time
+	log   *slog.Logger // carries function and invocation_id
+	logs  []string     // the envelope's Logs
 }
 
 // logf adds a line to the envelope's Logs.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -136,9 +137,12 @@ type rig struct {
 func newRig(t *testing.T, maxBody int64) *rig {
 	t.Helper()
 	r := &rig{rot: &fakeRotator{}, logs: &logBuffer{}}
-	logger := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r.h = New(Options{Rotator: r.rot, Logger: logger, MaxBodyBytes: maxBody})
+	r.h = New(Options{Rotator: r.rot, Logger: newTestLogger(r.logs), MaxBodyBytes: maxBody})
 	return r
+}
+
+func newTestLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 const testInvocationID = "3a6b8f0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"

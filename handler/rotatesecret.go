@@ -87,16 +87,20 @@ func statusFor(o rotation.Outcome) int {
 
 // respond builds a RotateSecret reply: envelope 200, Outputs.res carrying status and a JSON body.
 func respond(status int, headers map[string]string, body any) reply {
-	b, err := json.Marshal(body)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"encoding the response failed"}`)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // the body is read by people and scripts, not embedded in HTML
+	if err := enc.Encode(body); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":"encoding the response failed"}`)
 	}
 	h := map[string]string{"Content-Type": "application/json"}
 	for k, v := range headers {
 		h[k] = v
 	}
 	return reply{status: http.StatusOK, outputs: map[string]any{
-		"res": httpOutput{StatusCode: status, Headers: h, Body: string(b)},
+		"res": httpOutput{StatusCode: status, Headers: h, Body: strings.TrimSuffix(buf.String(), "\n")},
 	}}
 }
 

@@ -16,7 +16,7 @@ func httpEnvelope(method, rawURL, query, body string) []byte {
 	if body != "" {
 		req += `,"Body":` + jsonString(body)
 	}
-	return []byte(`{"Data":{"req":` + req + `},"Metadata":{"sys":{"MethodName":"RotateSecret","UtcNow":"2025-01-01T00:00:00Z","RandGuid":"x"}}}`)
+	return []byte(`{"Data":{"req":` + req + `}},"Metadata":{"sys":{"MethodName":"RotateSecret","UtcNow":"2025-01-01T00:00:00Z","RandGuid":"x"}}}`)
 }
 
 func post(body string) []byte {

@@ -11,12 +11,13 @@ import (
 
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/rotation"
+	"github.com/kvrotator/kvrotator/rotation/rotationtest"
 )
 
 const day = 24 * time.Hour
 
 type fixture struct {
-	vault *memVault
+	vault *rotationtest.MemVault
 	prov  *countingProvider
 	clock *manualClock
 	pub   *recorder
@@ -26,7 +27,7 @@ type fixture struct {
 func newFixture(t *testing.T, shape providers.Shape) *fixture {
 	t.Helper()
 	f := &fixture{
-		vault: newMemVault("myvault"),
+		vault: rotationtest.NewMemVault("myvault"),
 		prov:  newCountingProvider(shape),
 		clock: &manualClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)},
 		pub:   &recorder{},
@@ -59,7 +60,7 @@ func (f *fixture) seed(name string, expIn time.Duration, tags map[string]string)
 	f.prov.mu.Lock()
 	f.prov.creds["cred-0"] = "initial"
 	f.prov.mu.Unlock()
-	return f.vault.put(name, "initial", tags, &exp)
+	return f.vault.Put(name, "initial", tags, &exp)
 }
 
 func TestEventRotatesOnceAndDuplicatesAreNoOps(t *testing.T) {
@@ -71,7 +72,7 @@ func TestEventRotatesOnceAndDuplicatesAreNoOps(t *testing.T) {
 	if o.Kind != rotation.KindRotated || o.OldVersion != v1 || o.NewVersion == "" {
 		t.Fatalf("first event: %+v", o)
 	}
-	vs := f.vault.versions("api-key")
+	vs := f.vault.Versions("api-key")
 	if len(vs) != 2 {
 		t.Fatalf("versions: %d", len(vs))
 	}
@@ -109,7 +110,7 @@ func TestEventRotatesOnceAndDuplicatesAreNoOps(t *testing.T) {
 	if again := f.eng.HandleEvent(context.Background(), ev); again.Kind != rotation.KindSkipped || !strings.Contains(again.Reason, "already rotated") {
 		t.Fatalf("duplicate: %+v", again)
 	}
-	if n := len(f.vault.versions("api-key")); n != 2 || f.prov.created != 1 {
+	if n := len(f.vault.Versions("api-key")); n != 2 || f.prov.created != 1 {
 		t.Fatalf("after duplicates: %d versions, %d credentials created", n, f.prov.created)
 	}
 }
@@ -150,7 +151,7 @@ func TestConcurrentDistinctTriggersRotateOnce(t *testing.T) {
 			t.Fatal("a redelivery rotated again")
 		}
 	}
-	if n := len(f.vault.versions("api-key")); n != 2 || f.prov.created != 1 {
+	if n := len(f.vault.Versions("api-key")); n != 2 || f.prov.created != 1 {
 		t.Fatalf("%d versions, %d credentials", n, f.prov.created)
 	}
 }
@@ -175,7 +176,7 @@ func TestIgnoredEventsAndUnknownVault(t *testing.T) {
 			t.Errorf("%s %s: %+v", tc.ev.Type, tc.ev.Vault, o)
 		}
 	}
-	if n := len(f.vault.versions("api-key")); n != 1 {
+	if n := len(f.vault.Versions("api-key")); n != 1 {
 		t.Fatalf("an ignored event wrote: %d versions", n)
 	}
 }
@@ -201,7 +202,7 @@ func TestBadPoliciesAreNamedPermanentErrors(t *testing.T) {
 			if o.Kind != rotation.KindFailed || o.Class != rotation.ClassPermanent || !strings.Contains(o.Reason, tc.want) {
 				t.Fatalf("%+v", o)
 			}
-			if len(f.vault.versions("s")) != 1 || f.prov.created != 0 {
+			if len(f.vault.Versions("s")) != 1 || f.prov.created != 0 {
 				t.Fatal("a bad policy changed something")
 			}
 		})
@@ -218,7 +219,7 @@ func TestFailuresAtEachStepLeaveAWorkingCredential(t *testing.T) {
 		{"create transient", func(f *fixture) { f.prov.failCreate = errors.New("503 from provider") }, rotation.ClassTransient, 1},
 		{"create forbidden", func(f *fixture) { f.prov.failCreate = providers.Permanent(errors.New("403")) }, rotation.ClassPermanent, 1},
 		{"verify never works", func(f *fixture) { f.prov.failVerify = errors.New("still 401") }, rotation.ClassTransient, 1},
-		{"vault write fails", func(f *fixture) { f.vault.failSet = errors.New("429 throttled") }, rotation.ClassTransient, 2},
+		{"vault write fails", func(f *fixture) { f.vault.FailSet = errors.New("429 throttled") }, rotation.ClassTransient, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -230,7 +231,7 @@ func TestFailuresAtEachStepLeaveAWorkingCredential(t *testing.T) {
 			if o.Kind != rotation.KindFailed || o.Class != tc.class {
 				t.Fatalf("%+v", o)
 			}
-			latest := f.vault.versions("s")[len(f.vault.versions("s"))-1]
+			latest := f.vault.Versions("s")[len(f.vault.Versions("s"))-1]
 			if latest.Version != v1 || latest.Value.Reveal() != "initial" {
 				t.Fatal("the vault no longer holds the working credential")
 			}
@@ -238,7 +239,7 @@ func TestFailuresAtEachStepLeaveAWorkingCredential(t *testing.T) {
 				t.Fatalf("live provider credentials %v", f.prov.live())
 			}
 			// The failure clears; the redelivered event converges with exactly one new credential.
-			f.prov.failCreate, f.prov.failVerify, f.vault.failSet = nil, nil, nil
+			f.prov.failCreate, f.prov.failVerify, f.vault.FailSet = nil, nil, nil
 			o = f.eng.HandleEvent(context.Background(), ev)
 			if o.Kind != rotation.KindRotated {
 				t.Fatalf("retry: %+v", o)
@@ -265,7 +266,7 @@ func TestSweepRotatesOnlyWhatIsDueAndRevokesAfterGrace(t *testing.T) {
 	f.seed("due-soon", 10*day, managedTags())
 	f.seed("expired", -day, managedTags())
 	f.seed("healthy", 200*day, managedTags())
-	f.vault.put("unmanaged", "x", nil, nil)
+	f.vault.Put("unmanaged", "x", nil, nil)
 
 	rep := f.eng.Sweep(context.Background(), rotation.TriggerTimer, true)
 	if rep.Scanned != 4 || rep.Managed != 3 {
@@ -276,7 +277,7 @@ func TestSweepRotatesOnlyWhatIsDueAndRevokesAfterGrace(t *testing.T) {
 			t.Fatalf("dry run outcome %+v", o)
 		}
 	}
-	if f.vault.sets != 0 || f.prov.created != 0 {
+	if f.vault.Sets != 0 || f.prov.created != 0 {
 		t.Fatal("dry run changed something")
 	}
 
@@ -290,7 +291,7 @@ func TestSweepRotatesOnlyWhatIsDueAndRevokesAfterGrace(t *testing.T) {
 	if len(rotated) != 2 || !rotated["due-soon"] || !rotated["expired"] {
 		t.Fatalf("rotated %v", rotated)
 	}
-	if len(f.vault.versions("healthy")) != 1 || len(f.vault.versions("unmanaged")) != 1 {
+	if len(f.vault.Versions("healthy")) != 1 || len(f.vault.Versions("unmanaged")) != 1 {
 		t.Fatal("the sweep touched a secret that was not due")
 	}
 	// Nothing more to do until the grace period (24 h) is over; then the old credentials go.
@@ -315,7 +316,7 @@ func TestSweepRotatesOnlyWhatIsDueAndRevokesAfterGrace(t *testing.T) {
 	// Every live credential is one a latest version holds.
 	live := f.prov.live()
 	for _, name := range []string{"due-soon", "expired"} {
-		vs := f.vault.versions(name)
+		vs := f.vault.Versions(name)
 		id := vs[len(vs)-1].Tags["CredentialId"]
 		found := false
 		for _, l := range live {
@@ -351,7 +352,7 @@ func TestManualRotateAndDryRun(t *testing.T) {
 	f := newFixture(t, providers.ShapeGenerated)
 	f.seed("healthy", 200*day, managedTags())
 	o := f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "healthy", Trigger: rotation.TriggerManual, DryRun: true, Force: true})
-	if o.Kind != rotation.KindPlanned || f.vault.sets != 0 {
+	if o.Kind != rotation.KindPlanned || f.vault.Sets != 0 {
 		t.Fatalf("dry run: %+v", o)
 	}
 	o = f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "healthy", Trigger: rotation.TriggerManual})

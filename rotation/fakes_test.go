@@ -2,8 +2,6 @@ package rotation_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -14,116 +12,6 @@ import (
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/rotation"
 )
-
-// memVault is an in-memory rotation.Vault for unit tests of the engine (integration tests use the
-// Key Vault emulator through the keyvault adapter).
-type memVault struct {
-	name    string
-	mu      sync.Mutex
-	secrets map[string][]rotation.Secret // versions, oldest first
-	failSet error
-	sets    int
-	lists   int
-}
-
-func newMemVault(name string) *memVault {
-	return &memVault{name: name, secrets: map[string][]rotation.Secret{}}
-}
-
-func (v *memVault) Name() string { return v.name }
-
-func (v *memVault) put(name, value string, tags map[string]string, exp *time.Time) string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.putLocked(name, providers.NewValue(value), tags, exp, "")
-}
-
-func (v *memVault) putLocked(name string, value providers.Value, tags map[string]string, exp *time.Time, ct string) string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	ver := hex.EncodeToString(b)
-	t := map[string]string{}
-	for k, val := range tags {
-		t[k] = val
-	}
-	v.secrets[name] = append(v.secrets[name], rotation.Secret{
-		SecretProperties: rotation.SecretProperties{Vault: v.name, Name: name, Version: ver, Enabled: true, Expires: exp, Tags: t, ContentType: ct},
-		Value:            value,
-	})
-	return ver
-}
-
-func (v *memVault) Get(_ context.Context, name, version string) (rotation.Secret, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	vs := v.secrets[name]
-	if len(vs) == 0 {
-		return rotation.Secret{}, fmt.Errorf("get %s: %w", name, rotation.ErrNotFound)
-	}
-	if version == "" {
-		return vs[len(vs)-1], nil
-	}
-	for _, s := range vs {
-		if s.Version == version {
-			return s, nil
-		}
-	}
-	return rotation.Secret{}, fmt.Errorf("get %s/%s: %w", name, version, rotation.ErrNotFound)
-}
-
-func (v *memVault) List(_ context.Context, fn func(rotation.SecretProperties) error) error {
-	v.mu.Lock()
-	v.lists++
-	names := make([]string, 0, len(v.secrets))
-	for n := range v.secrets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var props []rotation.SecretProperties
-	for _, n := range names {
-		vs := v.secrets[n]
-		p := vs[len(vs)-1].SecretProperties
-		props = append(props, p)
-	}
-	v.mu.Unlock()
-	for _, p := range props {
-		if err := fn(p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (v *memVault) Set(_ context.Context, name string, nv rotation.NewVersion) (rotation.SecretProperties, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.failSet != nil {
-		return rotation.SecretProperties{}, v.failSet
-	}
-	v.sets++
-	exp := nv.Expires
-	v.putLocked(name, nv.Value, nv.Tags, &exp, nv.ContentType)
-	vs := v.secrets[name]
-	return vs[len(vs)-1].SecretProperties, nil
-}
-
-func (v *memVault) UpdateTags(_ context.Context, name, version string, tags map[string]string) (rotation.SecretProperties, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	for i, s := range v.secrets[name] {
-		if s.Version == version {
-			v.secrets[name][i].Tags = tags
-			return v.secrets[name][i].SecretProperties, nil
-		}
-	}
-	return rotation.SecretProperties{}, rotation.ErrNotFound
-}
-
-func (v *memVault) versions(name string) []rotation.Secret {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return append([]rotation.Secret(nil), v.secrets[name]...)
-}
 
 // countingProvider is a create-then-revoke provider test double that counts what it created and
 // revoked, finds credentials by idempotency key, and fails on script.

@@ -1,0 +1,138 @@
+// Package rotationtest provides test doubles for code built on package rotation, as net/http/httptest
+// does for net/http.
+package rotationtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/rotation"
+)
+
+// MemVault is an in-memory rotation.Vault for unit tests and benchmarks of code above the vault
+// (integration tests use the Key Vault emulator through the keyvault adapter). Safe for concurrent use.
+type MemVault struct {
+	name    string
+	mu      sync.Mutex
+	secrets map[string][]rotation.Secret // versions, oldest first
+
+	// FailSet, when set, makes Set fail with it.
+	FailSet error
+	// Sets and Lists count calls.
+	Sets  int
+	Lists int
+}
+
+// NewMemVault returns an empty vault with that name.
+func NewMemVault(name string) *MemVault {
+	return &MemVault{name: name, secrets: map[string][]rotation.Secret{}}
+}
+
+// Name implements rotation.Vault.
+func (v *MemVault) Name() string { return v.name }
+
+// Put writes a version directly (seeding) and returns its version id.
+func (v *MemVault) Put(name, value string, tags map[string]string, exp *time.Time) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.putLocked(name, providers.NewValue(value), tags, exp, "")
+}
+
+func (v *MemVault) putLocked(name string, value providers.Value, tags map[string]string, exp *time.Time, ct string) string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	ver := hex.EncodeToString(b)
+	t := map[string]string{}
+	for k, val := range tags {
+		t[k] = val
+	}
+	v.secrets[name] = append(v.secrets[name], rotation.Secret{
+		SecretProperties: rotation.SecretProperties{Vault: v.name, Name: name, Version: ver, Enabled: true, Expires: exp, Tags: t, ContentType: ct},
+		Value:            value,
+	})
+	return ver
+}
+
+// Get implements rotation.Vault.
+func (v *MemVault) Get(_ context.Context, name, version string) (rotation.Secret, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	vs := v.secrets[name]
+	if len(vs) == 0 {
+		return rotation.Secret{}, fmt.Errorf("get %s: %w", name, rotation.ErrNotFound)
+	}
+	if version == "" {
+		return vs[len(vs)-1], nil
+	}
+	for _, s := range vs {
+		if s.Version == version {
+			return s, nil
+		}
+	}
+	return rotation.Secret{}, fmt.Errorf("get %s/%s: %w", name, version, rotation.ErrNotFound)
+}
+
+// List implements rotation.Vault.
+func (v *MemVault) List(_ context.Context, fn func(rotation.SecretProperties) error) error {
+	v.mu.Lock()
+	v.Lists++
+	names := make([]string, 0, len(v.secrets))
+	for n := range v.secrets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var props []rotation.SecretProperties
+	for _, n := range names {
+		vs := v.secrets[n]
+		p := vs[len(vs)-1].SecretProperties
+		props = append(props, p)
+	}
+	v.mu.Unlock()
+	for _, p := range props {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Set implements rotation.Vault.
+func (v *MemVault) Set(_ context.Context, name string, nv rotation.NewVersion) (rotation.SecretProperties, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.FailSet != nil {
+		return rotation.SecretProperties{}, v.FailSet
+	}
+	v.Sets++
+	exp := nv.Expires
+	v.putLocked(name, nv.Value, nv.Tags, &exp, nv.ContentType)
+	vs := v.secrets[name]
+	return vs[len(vs)-1].SecretProperties, nil
+}
+
+// UpdateTags implements rotation.Vault.
+func (v *MemVault) UpdateTags(_ context.Context, name, version string, tags map[string]string) (rotation.SecretProperties, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, s := range v.secrets[name] {
+		if s.Version == version {
+			v.secrets[name][i].Tags = tags
+			return v.secrets[name][i].SecretProperties, nil
+		}
+	}
+	return rotation.SecretProperties{}, rotation.ErrNotFound
+}
+
+// Versions returns a secret's versions, oldest first.
+func (v *MemVault) Versions(name string) []rotation.Secret {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]rotation.Secret(nil), v.secrets[name]...)
+}
+
