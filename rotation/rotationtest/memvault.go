@@ -135,4 +135,3 @@ func (v *MemVault) Versions(name string) []rotation.Secret {
 	defer v.mu.Unlock()
 	return append([]rotation.Secret(nil), v.secrets[name]...)
 }
-
