@@ -132,7 +132,7 @@ func decodeEvent(attrs fields) (rotation.Event, *DecodeError) {
 		return ev, derr
 	}
 	if len(ev.ID) > maxEcho || strings.ContainsFunc(ev.ID, isControl) {
-		return ev, errorf("id", "%s is not a valid event id (at most 128 printable characters)", quote(ev.ID))
+		return ev, errorf("id", "%s is not a valid event id (at most 128 bytes, no control characters)", quote(ev.ID))
 	}
 	typeField, typ, derr := attrs.either("eventType", "type")
 	if derr != nil {
