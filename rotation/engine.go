@@ -37,6 +37,17 @@ type Config struct {
 	// VerifyBackoff is the first retry delay (default 1 s, doubling, with jitter).
 	VerifyTimeout time.Duration
 	VerifyBackoff time.Duration
+	// Attempts bounds provider create and revoke calls that fail transiently (default 3), the first
+	// retry after RetryBackoff (default 500 ms, doubling, with jitter). Vault calls are retried by the
+	// Azure SDK's own policy, which honours Retry-After.
+	Attempts     int
+	RetryBackoff time.Duration
+	// ResumeAfter is how old a started-but-unfinished rotation must be before the sweep finishes it
+	// (default 10 min: longer than an invocation may run).
+	ResumeAfter time.Duration
+	// FailureBackoff is the sweep's wait after a failed rotation, doubling per consecutive failure up to
+	// 24 h (default 10 min).
+	FailureBackoff time.Duration
 }
 
 // Engine rotates secrets. It is safe for concurrent use.
@@ -89,6 +100,18 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.VerifyBackoff <= 0 {
 		cfg.VerifyBackoff = time.Second
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 3
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 500 * time.Millisecond
+	}
+	if cfg.ResumeAfter <= 0 {
+		cfg.ResumeAfter = 10 * time.Minute
+	}
+	if cfg.FailureBackoff <= 0 {
+		cfg.FailureBackoff = 10 * time.Minute
 	}
 	e := &Engine{cfg: cfg, vaults: map[string]Vault{}, log: cfg.Logger, clock: cfg.Clock}
 	for _, v := range cfg.Vaults {
@@ -179,7 +202,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	if !cur.Enabled {
 		return with(o, failed(providers.Permanent(errors.New("the latest version is disabled: enable it or write a new version by hand"))))
 	}
-	if req.Trigger == TriggerTimer || (req.Trigger == TriggerManual && !req.Force) {
+	if !req.Force && (req.Trigger == TriggerTimer || req.Trigger == TriggerManual) {
 		if due, why := e.due(cur.SecretProperties, now); !due {
 			o.Kind, o.Reason = KindSkipped, why
 			return o
@@ -195,24 +218,49 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 		return o
 	}
 
+	// Mark the current version before the provider creates anything: if this run dies, the sweep
+	// finds the mark and finishes the rotation with the same idempotency key.
+	started := pol.State
+	started.Started = now.UTC().Truncate(time.Second)
+	markedTags, err := withTags(cur.Tags, map[string]string{TagState: started.String()})
+	if err == nil {
+		_, err = v.UpdateTags(ctx, req.Secret, cur.Version, markedTags)
+	}
+	if err != nil {
+		return with(o, failed(fmt.Errorf("mark the rotation as started: %w", err)))
+	}
+	cur.Tags = markedTags
+	fail := func(err error) Outcome {
+		f := with(o, failed(err))
+		e.recordFailure(ctx, v, req.Secret, cur.SecretProperties, started, now)
+		return f
+	}
+
 	preq := providers.Request{
 		Vault: v.Name(), Secret: req.Secret, Version: cur.Version, Current: cur.Value,
 		CredentialID: pol.CredentialID, Address: pol.Address, Params: providers.Params(cur.Tags),
 		IdempotencyKey: IdempotencyKey(v.Name(), req.Secret, cur.Version), Secrets: vaultReader{v}, Now: now,
 	}
-	cred, err := prov.Create(ctx, preq)
+	var cred providers.Credential
+	err = e.retry(ctx, func() error {
+		var err error
+		cred, err = prov.Create(ctx, preq)
+		return err
+	})
 	if err != nil {
-		return with(o, failed(fmt.Errorf("provider %s: create: %w", pol.Provider, err)))
+		return fail(fmt.Errorf("provider %s: create: %w", pol.Provider, err))
 	}
 	if err := e.verify(ctx, prov, preq, cred); err != nil {
-		if prov.Shape() == providers.ShapeCreateRevoke && cred.CredentialID != "" && cred.CredentialID != pol.CredentialID {
-			// The new credential is recorded nowhere: remove it rather than leave an orphan.
+		if prov.Shape() == providers.ShapeCreateRevoke && cred.CredentialID != "" && cred.CredentialID != pol.CredentialID && ctx.Err() == nil {
+			// The new credential never worked and is recorded nowhere: remove it rather than leave an
+			// orphan. (When the context is gone — lease lost, timeout — leave it: the next attempt uses
+			// the same idempotency key and the provider hands it back.)
 			if rerr := prov.Revoke(ctx, preq, cred.CredentialID); rerr != nil {
 				e.log.Warn("revoking an unverified credential failed; a retry with the same idempotency key will find it",
 					"vault", v.Name(), "secret", req.Secret, "provider", pol.Provider, "error", rerr.Error())
 			}
 		}
-		return with(o, failed(fmt.Errorf("provider %s: verify: %w", pol.Provider, err)))
+		return fail(fmt.Errorf("provider %s: verify: %w", pol.Provider, err))
 	}
 
 	if cred.ExpiresAt != nil && cred.ExpiresAt.Before(expires) {
@@ -228,11 +276,15 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	}
 	tags, err := withTags(cur.Tags, map[string]string{TagCredentialID: credID, TagState: st.String()})
 	if err != nil {
-		return with(o, failed(err))
+		return fail(err)
+	}
+	if ctx.Err() != nil {
+		// The lease is gone (or the invocation timed out): another instance may own the secret now.
+		return with(o, failed(fmt.Errorf("not writing the new version: %w", context.Cause(ctx))))
 	}
 	props, err := v.Set(ctx, req.Secret, NewVersion{Value: cred.Value, ContentType: cur.ContentType, Tags: tags, NotBefore: now, Expires: expires})
 	if err != nil {
-		return with(o, failed(fmt.Errorf("write new version: %w", err)))
+		return fail(fmt.Errorf("write new version: %w", err))
 	}
 	o.Kind, o.NewVersion, o.Expires = KindRotated, props.Version, &expires
 	o.Reason = fmt.Sprintf("new version expires %s", expires.UTC().Format(time.RFC3339))
@@ -289,6 +341,53 @@ func (e *Engine) verify(ctx context.Context, prov providers.Provider, req provid
 		case <-time.After(wait):
 		}
 		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+// recordFailure counts a failed rotation on the current version (best effort), so that the sweep
+// backs off and reports the secret as failing. It writes only while the secret's lock is held.
+func (e *Engine) recordFailure(ctx context.Context, v Vault, name string, cur SecretProperties, st State, now time.Time) {
+	if ctx.Err() != nil {
+		return
+	}
+	st.Fails++
+	st.FailedAt = now.UTC().Truncate(time.Second)
+	tags, err := withTags(cur.Tags, map[string]string{TagState: st.String()})
+	if err == nil {
+		_, err = v.UpdateTags(ctx, name, cur.Version, tags)
+	}
+	if err != nil {
+		e.log.Warn("recording the failure on the secret failed", "vault", v.Name(), "secret", name, "error", err.Error())
+	}
+}
+
+// retryAfter is implemented by errors that say when to try again (HTTP 429/503 Retry-After).
+type retryAfter interface{ RetryAfter() time.Duration }
+
+// retry runs f up to Config.Attempts times while it fails transiently, waiting a jittered,
+// doubling delay or what the error's RetryAfter asks (up to 20 s; longer is left to the trigger's
+// own redelivery).
+func (e *Engine) retry(ctx context.Context, f func() error) error {
+	delay := e.cfg.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || providers.IsPermanent(err) || attempt >= e.cfg.Attempts {
+			return err
+		}
+		wait := delay/2 + rand.N(delay)
+		var ra retryAfter
+		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+			wait = ra.RetryAfter()
+		}
+		if wait > 20*time.Second {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		delay *= 2
 	}
 }
 

@@ -389,3 +389,125 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatalf("%q → %+v %v", st.String(), back, err)
 	}
 }
+
+// TestInterruptedRotationIsFinishedBySweep: a forced rotation dies after the provider created the
+// credential (its context ends during verify); the mark it left makes the sweep finish it with the
+// same idempotency key, so the provider hands back the same credential: one credential, one version.
+func TestInterruptedRotationIsFinishedBySweep(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.seed("s", 200*day, managedTags()) // not due: only the mark brings the sweep back
+	f.prov.verifyGate = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan rotation.Outcome)
+	go func() {
+		done <- f.eng.Rotate(ctx, rotation.Request{Vault: "myvault", Secret: "s", Trigger: rotation.TriggerManual, Force: true})
+	}()
+	for f.prov.Created() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel() // the process dies here
+	if o := <-done; o.Kind != rotation.KindFailed {
+		t.Fatalf("interrupted: %+v", o)
+	}
+	close(f.prov.verifyGate)
+	vs := f.vault.Versions("s")
+	st, _ := rotation.ParseState(vs[0].Tags["rotation-state"])
+	if len(vs) != 1 || st.Started.IsZero() {
+		t.Fatalf("after the crash: %d versions, state %+v", len(vs), st)
+	}
+	if rep := f.eng.Sweep(context.Background(), rotation.TriggerTimer, false); len(rep.Outcomes) != 0 {
+		t.Fatalf("a fresh mark must not be resumed yet (the rotation may still be running): %+v", rep.Outcomes)
+	}
+	f.clock.Advance(11 * time.Minute)
+	rep := f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if len(rep.Outcomes) != 1 || rep.Outcomes[0].Kind != rotation.KindRotated {
+		t.Fatalf("resume: %+v", rep.Outcomes)
+	}
+	if f.prov.Created() != 1 || len(f.vault.Versions("s")) != 2 {
+		t.Fatalf("created %d credentials, %d versions", f.prov.Created(), len(f.vault.Versions("s")))
+	}
+}
+
+func TestFailingSecretIsReportedNotHammered(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.seed("s", 5*day, managedTags())
+	f.prov.failCreate = providers.Permanent(errors.New("403 from the issuer"))
+	rep := f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if rep.Failed() != 1 || f.prov.creates != 1 {
+		t.Fatalf("first sweep: %+v (%d creates)", rep.Outcomes, f.prov.creates)
+	}
+	// Within the back-off the sweep reports, without calling the provider.
+	rep = f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if len(rep.Outcomes) != 1 || rep.Outcomes[0].Kind != rotation.KindOverdue || !strings.Contains(rep.Outcomes[0].Reason, "1 consecutive") || f.prov.creates != 1 {
+		t.Fatalf("second sweep: %+v (%d creates)", rep.Outcomes, f.prov.creates)
+	}
+	f.clock.Advance(11 * time.Minute)
+	f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if f.prov.creates != 2 {
+		t.Fatalf("after the back-off the sweep must try again: %d creates", f.prov.creates)
+	}
+	// Two failures: the wait doubles.
+	f.clock.Advance(11 * time.Minute)
+	f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if f.prov.creates != 2 {
+		t.Fatalf("back-off did not double: %d creates", f.prov.creates)
+	}
+	// Fixed: the next attempt after the back-off succeeds and the new version starts clean.
+	f.prov.failCreate = nil
+	f.clock.Advance(10 * time.Minute)
+	rep = f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if len(rep.Outcomes) != 1 || rep.Outcomes[0].Kind != rotation.KindRotated {
+		t.Fatalf("after the fix: %+v", rep.Outcomes)
+	}
+	vs := f.vault.Versions("s")
+	if st, _ := rotation.ParseState(vs[len(vs)-1].Tags["rotation-state"]); st.Fails != 0 || !st.Started.IsZero() {
+		t.Fatalf("new version carries old failure state: %+v", st)
+	}
+}
+
+func TestProviderRetryHonoursRetryAfter(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	v1 := f.seed("s", 5*day, managedTags())
+	f.prov.createErrs = []error{throttled{after: 30 * time.Millisecond}, throttled{after: 30 * time.Millisecond}}
+	o := f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1})
+	if o.Kind != rotation.KindRotated || f.prov.creates != 3 {
+		t.Fatalf("%+v after %d creates", o, f.prov.creates)
+	}
+	// A Retry-After beyond what an invocation can wait is left to the trigger's redelivery.
+	v2 := f.vault.Versions("s")[1].Version
+	f.prov.createErrs = []error{throttled{after: time.Minute}}
+	o = f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v2})
+	if o.Kind != rotation.KindFailed || o.Class != rotation.ClassTransient {
+		t.Fatalf("long Retry-After: %+v", o)
+	}
+}
+
+func TestLeaseLostBeforeWriteWritesNothing(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	locker := &losingLocker{}
+	eng, err := rotation.New(rotation.Config{
+		Vaults: []rotation.Vault{f.vault}, Locker: locker, Clock: f.clock,
+		Providers:     func(string) (providers.Provider, bool) { return f.prov, true },
+		VerifyTimeout: 2 * time.Second, VerifyBackoff: 5 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := f.seed("s", 5*day, managedTags())
+	f.prov.verifyGate = make(chan struct{})
+	done := make(chan rotation.Outcome)
+	go func() {
+		done <- eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1})
+	}()
+	for f.prov.Created() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	locker.lose()
+	o := <-done
+	if o.Kind != rotation.KindFailed || o.Class != rotation.ClassTransient {
+		t.Fatalf("%+v", o)
+	}
+	if len(f.vault.Versions("s")) != 1 {
+		t.Fatal("wrote a version after losing the lease")
+	}
+}

@@ -27,6 +27,11 @@ type countingProvider struct {
 	verifyFlap int // fail this many verifies with a transient error first
 	failRevoke error
 	slow       time.Duration
+	// verifyGate, when set, makes Verify wait for it or for the context (a rotation dying mid-way).
+	verifyGate chan struct{}
+	// createErrs are returned by the next Create calls, one each.
+	createErrs []error
+	creates    int
 }
 
 func newCountingProvider(shape providers.Shape) *countingProvider {
@@ -48,6 +53,12 @@ func (p *countingProvider) Create(ctx context.Context, req providers.Request) (p
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.creates++
+	if len(p.createErrs) > 0 {
+		err := p.createErrs[0]
+		p.createErrs = p.createErrs[1:]
+		return providers.Credential{}, err
+	}
 	if p.failCreate != nil {
 		return providers.Credential{}, p.failCreate
 	}
@@ -65,6 +76,13 @@ func (p *countingProvider) Create(ctx context.Context, req providers.Request) (p
 }
 
 func (p *countingProvider) Verify(ctx context.Context, req providers.Request, c providers.Credential) error {
+	if p.verifyGate != nil {
+		select {
+		case <-p.verifyGate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.verifyFlap > 0 {
@@ -141,4 +159,36 @@ func (r *recorder) kinds() string {
 		ks = append(ks, string(o.Kind))
 	}
 	return strings.Join(ks, ",")
+}
+
+// throttled is a transient provider error that asks for a wait.
+type throttled struct{ after time.Duration }
+
+func (t throttled) Error() string             { return "429 too many requests" }
+func (t throttled) RetryAfter() time.Duration { return t.after }
+
+// losingLocker hands out a lock whose context the test cancels (a lease lost mid-way).
+type losingLocker struct {
+	mu     sync.Mutex
+	cancel context.CancelCauseFunc
+}
+
+func (l *losingLocker) Lock(ctx context.Context, key string) (context.Context, func(), error) {
+	held, cancel := context.WithCancelCause(ctx)
+	l.mu.Lock()
+	l.cancel = cancel
+	l.mu.Unlock()
+	return held, func() { cancel(nil) }, nil
+}
+
+func (l *losingLocker) lose() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cancel(errors.New("lease lost: renewal failed"))
+}
+
+func (p *countingProvider) Created() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.created
 }

@@ -84,14 +84,22 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 	return p, nil
 }
 
-// State is what kvrotator records on a version it wrote, in one compact tag
-// ("from=<version>;at=<unix>;by=<trigger>;revoke=<id>@<unix>,…;revoked=<unix>").
+// State is what kvrotator records on a version, in one compact tag
+// ("from=<version>;at=<unix>;by=<trigger>;revoke=<id>@<unix>,…;revoked=<unix>;started=<unix>;fails=<n>@<unix>").
 type State struct {
 	From    string    // the version this one replaced
 	At      time.Time // when it was written
 	By      Trigger   // what triggered it
 	Pending []Pending // previous credentials to revoke once their grace period is over
 	Revoked time.Time // when the last revocation was done
+	// Started is set on the current version just before a rotation asks the provider for a new
+	// credential: if that rotation dies, the sweep sees the mark and finishes it (same idempotency key,
+	// so the provider hands back what it created instead of a second credential).
+	Started time.Time
+	// Fails counts consecutive failed rotations of this version, the last at FailedAt; the sweep backs
+	// off and reports the secret as failing instead of hammering the provider.
+	Fails    int
+	FailedAt time.Time
 }
 
 // Pending is a previous credential waiting for revocation.
@@ -117,16 +125,28 @@ func ParseState(s string) (State, error) {
 		switch k {
 		case "from":
 			st.From = v
-		case "at", "revoked":
+		case "at", "revoked", "started":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return bad(k + " is not a unix time")
 			}
-			if k == "at" {
-				st.At = time.Unix(n, 0).UTC()
-			} else {
-				st.Revoked = time.Unix(n, 0).UTC()
+			t := time.Unix(n, 0).UTC()
+			switch k {
+			case "at":
+				st.At = t
+			case "revoked":
+				st.Revoked = t
+			default:
+				st.Started = t
 			}
+		case "fails":
+			count, at, ok := strings.Cut(v, "@")
+			n, err1 := strconv.Atoi(count)
+			u, err2 := strconv.ParseInt(at, 10, 64)
+			if !ok || err1 != nil || err2 != nil || n < 0 {
+				return bad("fails is <count>@<unix time>")
+			}
+			st.Fails, st.FailedAt = n, time.Unix(u, 0).UTC()
 		case "by":
 			st.By = Trigger(v)
 		case "revoke":
@@ -170,6 +190,12 @@ func (st State) String() string {
 	}
 	if !st.Revoked.IsZero() {
 		parts = append(parts, "revoked="+strconv.FormatInt(st.Revoked.Unix(), 10))
+	}
+	if !st.Started.IsZero() {
+		parts = append(parts, "started="+strconv.FormatInt(st.Started.Unix(), 10))
+	}
+	if st.Fails > 0 {
+		parts = append(parts, "fails="+strconv.Itoa(st.Fails)+"@"+strconv.FormatInt(st.FailedAt.Unix(), 10))
 	}
 	return strings.Join(parts, ";")
 }

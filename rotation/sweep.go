@@ -61,9 +61,22 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 				add(o)
 				return nil
 			}
-			if due, why := e.due(p, now); due {
+			due, why := e.due(p, now)
+			resume := !due && !pol.State.Started.IsZero() && !now.Before(pol.State.Started.Add(e.cfg.ResumeAfter))
+			if (due || resume) && pol.State.Fails > 0 {
+				if next := pol.State.FailedAt.Add(e.failureBackoff(pol.State.Fails)); now.Before(next) {
+					// Keeps failing: report it, do not hammer the provider.
+					add(e.overdue(ctx, p, trigger, fmt.Sprintf("failing: %d consecutive failed rotations, the last at %s; next attempt after %s",
+						pol.State.Fails, pol.State.FailedAt.Format(time.RFC3339), next.UTC().Format(time.RFC3339))))
+					return nil
+				}
+			}
+			if due || resume {
+				if resume {
+					why = "finishing a rotation interrupted at " + pol.State.Started.Format(time.RFC3339)
+				}
 				run(func() {
-					o := e.Rotate(ctx, Request{Vault: v.Name(), Secret: p.Name, Version: p.Version, Trigger: trigger, DryRun: dryRun})
+					o := e.Rotate(ctx, Request{Vault: v.Name(), Secret: p.Name, Version: p.Version, Trigger: trigger, DryRun: dryRun, Force: resume})
 					add(o)
 					if o.Failed() && p.Expires != nil && !now.Before(p.Expires.Add(-e.cfg.Defaults.NearExpiryLead)) {
 						add(e.overdue(ctx, p, trigger, why+"; rotation failed: "+o.Reason))
@@ -99,6 +112,15 @@ func (e *Engine) overdue(ctx context.Context, p SecretProperties, trigger Trigge
 		Trigger: trigger, Expires: p.Expires, Reason: reason}
 	e.publish(ctx, o)
 	return o
+}
+
+// failureBackoff is the wait after n consecutive failures: FailureBackoff doubling, at most 24 h.
+func (e *Engine) failureBackoff(n int) time.Duration {
+	d := e.cfg.FailureBackoff
+	for i := 1; i < n && d < 24*time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, 24*time.Hour)
 }
 
 func dueRevocations(st State, now time.Time) int {
@@ -154,7 +176,7 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		default:
 			preq := providers.Request{Vault: v.Name(), Secret: p.Name, Version: cur.Version, CredentialID: pol.CredentialID,
 				Address: pol.Address, Params: providers.Params(cur.Tags), Secrets: vaultReader{v}, Now: now}
-			if err := prov.Revoke(held, preq, pend.CredentialID); err != nil {
+			if err := e.retry(held, func() error { return prov.Revoke(held, preq, pend.CredentialID) }); err != nil {
 				errs = append(errs, fmt.Errorf("revoke %s: %w", pend.CredentialID, err))
 				keep = append(keep, pend)
 				continue
