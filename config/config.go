@@ -16,13 +16,15 @@ import (
 
 // App setting names. local.settings.sample.json and the README document each.
 const (
-	EnvVaults           = "KVROTATOR_VAULTS"                // vaults to manage: names, URLs or name=URL, comma-separated
-	EnvNearExpiryDays   = "KVROTATOR_NEAR_EXPIRY_DAYS"      // Key Vault's SecretNearExpiry lead time (30)
-	EnvValidityDays     = "KVROTATOR_DEFAULT_VALIDITY_DAYS" // validity of new versions without ValidityPeriodDays (90)
-	EnvGraceHours       = "KVROTATOR_GRACE_HOURS"           // default grace before revoking a replaced credential (24)
-	EnvSweepConcurrency = "KVROTATOR_SWEEP_CONCURRENCY"     // rotations a sweep runs at once (8)
-	EnvLogLevel         = "KVROTATOR_LOG_LEVEL"             // debug, info, warn, error (info)
-	EnvSweepSchedule    = "KVROTATOR_SWEEP_SCHEDULE"        // NCRONTAB of ScheduledSweep (read by the host via function.json)
+	EnvVaults           = "KVROTATOR_VAULTS"                 // vaults to manage: names, URLs or name=URL, comma-separated
+	EnvNearExpiryDays   = "KVROTATOR_NEAR_EXPIRY_DAYS"       // Key Vault's SecretNearExpiry lead time (30)
+	EnvValidityDays     = "KVROTATOR_DEFAULT_VALIDITY_DAYS"  // validity of new versions without ValidityPeriodDays (90)
+	EnvGraceHours       = "KVROTATOR_GRACE_HOURS"            // default grace before revoking a replaced credential (24)
+	EnvSweepConcurrency = "KVROTATOR_SWEEP_CONCURRENCY"      // rotations a sweep runs at once (8)
+	EnvLogLevel         = "KVROTATOR_LOG_LEVEL"              // debug, info, warn, error (info)
+	EnvSweepSchedule    = "KVROTATOR_SWEEP_SCHEDULE"         // NCRONTAB of ScheduledSweep (read by the host via function.json)
+	EnvVerifyTimeout    = "KVROTATOR_VERIFY_TIMEOUT_SECONDS" // how long a new credential may take to start working (120)
+	EnvLeaseSeconds     = "KVROTATOR_LEASE_SECONDS"          // blob lease per secret, renewed while rotating (30)
 )
 
 // VaultSetting is one configured vault.
@@ -39,6 +41,8 @@ type Settings struct {
 	DefaultValidity  time.Duration
 	DefaultGrace     time.Duration
 	SweepConcurrency int
+	VerifyTimeout    time.Duration
+	LeaseDuration    time.Duration
 	LogLevel         slog.Level
 }
 
@@ -63,6 +67,8 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 	s.DefaultValidity = time.Duration(intSetting(EnvValidityDays, 90, 2, 3650)) * 24 * time.Hour
 	s.DefaultGrace = time.Duration(intSetting(EnvGraceHours, 24, 0, 24*90)) * time.Hour
 	s.SweepConcurrency = intSetting(EnvSweepConcurrency, 8, 1, 64)
+	s.VerifyTimeout = time.Duration(intSetting(EnvVerifyTimeout, 120, 1, 600)) * time.Second
+	s.LeaseDuration = time.Duration(intSetting(EnvLeaseSeconds, 30, 15, 60)) * time.Second
 	if s.DefaultValidity <= s.NearExpiryLead {
 		errs = append(errs, fmt.Errorf("%s (%d days) must exceed %s (%d days), or every new version would be due at once",
 			EnvValidityDays, int(s.DefaultValidity.Hours()/24), EnvNearExpiryDays, int(s.NearExpiryLead.Hours()/24)))

@@ -31,6 +31,8 @@ type (
 	Limits = faults.Limits
 	// FaultRule scripts failures: the next Count matching calls fail with Status or a dropped connection.
 	FaultRule = faults.Rule
+	// FaultState is a scripted fault with its remaining count.
+	FaultState = faults.RuleState
 	// EventSchema selects the Event Grid or CloudEvents 1.0 schema for a subscription.
 	EventSchema = delivery.Schema
 )
@@ -382,6 +384,9 @@ func (s *Server) AddFault(r FaultRule) error {
 	_, err := s.script.Add(r)
 	return err
 }
+
+// Faults lists the scripted failures that have not been used up.
+func (s *Server) Faults() []FaultState { return s.script.Rules() }
 
 // ClearFaults removes all scripted failures.
 func (s *Server) ClearFaults() { s.script.Clear() }

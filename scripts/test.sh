@@ -40,6 +40,28 @@ go vet ./...
 log "staticcheck (pinned in go.mod as a tool)"
 go tool staticcheck ./...
 
+# Azurite (blob leases, DESIGN.md "Real parts in tests"): installed into the git-ignored .tools/azurite,
+# never started here. Tests start their own azurite-blob (free port, temporary workspace) through
+# internal/azuritetest, so this command is safe to run twice and tests may run in parallel.
+AZURITE_VERSION=3.35.0
+AZURITE_DIR="$PWD/.tools/azurite"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  log "installing Debian packages: nodejs npm"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+installed=$(node -p "try { require('$AZURITE_DIR/node_modules/azurite/package.json').version } catch (e) { '' }" 2>/dev/null || true)
+if [ "$installed" != "$AZURITE_VERSION" ] || [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
+  log "installing azurite@$AZURITE_VERSION into .tools/azurite (node $(node --version))"
+  mkdir -p "$AZURITE_DIR"
+  npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --save-exact --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null
+else
+  log "azurite@$AZURITE_VERSION already installed in .tools/azurite"
+fi
+export KVROTATOR_AZURITE_BLOB="$AZURITE_DIR/node_modules/.bin/azurite-blob"
+export KVROTATOR_REQUIRE_AZURITE=1
+
 log "go test -race"
 go test -race -count=1 -timeout 30m ./...
 

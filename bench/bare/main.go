@@ -10,11 +10,14 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 )
 
 // Referenced so that the linker keeps the SDK packages (and runs their init), as in kvrotator.
 var (
 	_ = azsecrets.NewClient
+	_ = azblob.NewClient
+	_ = azblob.NewClientFromConnectionString
 	_ = azidentity.NewManagedIdentityCredential
 	_ = azidentity.NewClientCertificateCredential
 	_ = azidentity.NewDefaultAzureCredential

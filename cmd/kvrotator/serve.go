@@ -11,10 +11,12 @@ import (
 	"github.com/kvrotator/kvrotator/config"
 	"github.com/kvrotator/kvrotator/handler"
 	"github.com/kvrotator/kvrotator/keyvault"
+	"github.com/kvrotator/kvrotator/lock"
 	"github.com/kvrotator/kvrotator/rotation"
 
 	// Providers register themselves by name.
 	_ "github.com/kvrotator/kvrotator/providers/random"
+	_ "github.com/kvrotator/kvrotator/providers/webhook"
 )
 
 // app is kvrotator wired from its settings: the engine over the configured vaults.
@@ -50,11 +52,23 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		}
 		vaults = append(vaults, v)
 	}
+	var locker rotation.Locker
+	blob, err := lock.FromSettings(getenv, cred, nil, lock.Options{LeaseDuration: s.LeaseDuration, Logger: logger})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("AzureWebJobsStorage: %w", err)
+	case blob != nil:
+		locker = blob
+	default:
+		logger.Warn("AzureWebJobsStorage is not set: rotations are serialised in this process only; run a single instance")
+	}
 	eng, err := rotation.New(rotation.Config{
-		Vaults:      vaults,
-		Logger:      logger,
-		Concurrency: s.SweepConcurrency,
-		Defaults:    rotation.Defaults{Validity: s.DefaultValidity, Grace: s.DefaultGrace, NearExpiryLead: s.NearExpiryLead},
+		Vaults:        vaults,
+		Logger:        logger,
+		Locker:        locker,
+		VerifyTimeout: s.VerifyTimeout,
+		Concurrency:   s.SweepConcurrency,
+		Defaults:      rotation.Defaults{Validity: s.DefaultValidity, Grace: s.DefaultGrace, NearExpiryLead: s.NearExpiryLead},
 	})
 	if err != nil {
 		return nil, err

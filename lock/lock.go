@@ -1,0 +1,429 @@
+// Package lock implements rotation.Locker with Azure blob leases, so that only one instance of the
+// Function App rotates a given secret at a time (DESIGN.md, invariant 2).
+//
+// Each secret has one blob, locks/<vault>/<secret> (lower-case), in a container of the Function App's
+// own storage account (AzureWebJobsStorage; see FromSettings). Lock takes a lease on that blob — the
+// blob and the container are created on first use — and renews it in the background while the caller
+// works. A lease held by another instance is reported as an error wrapping rotation.ErrBusy: a
+// transient failure, the trigger comes back later (Event Grid redelivers). If a renewal fails for good
+// (the lease was broken, expired or taken over), the context Lock returned is cancelled with a cause
+// wrapping ErrLeaseLost, so the engine stops before it writes. unlock stops renewing and releases the
+// lease.
+//
+// The in-process lock for the demo and single-instance deployments is rotation.NewMemoryLocker.
+package lock
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
+
+	"github.com/kvrotator/kvrotator/rotation"
+)
+
+// Defaults and limits of Options.
+const (
+	// DefaultContainer is the container holding the lock blobs.
+	DefaultContainer = "kvrotator-locks"
+	// DefaultLeaseDuration is the lease duration when Options.LeaseDuration is zero.
+	DefaultLeaseDuration = 30 * time.Second
+	// MinLeaseDuration and MaxLeaseDuration are the limits of a finite blob lease set by Azure Storage.
+	MinLeaseDuration = 15 * time.Second
+	// MaxLeaseDuration is the longest finite blob lease.
+	MaxLeaseDuration = 60 * time.Second
+)
+
+// How long unlock waits for the release of a lease, and how long one renewal call may take at most.
+const (
+	releaseTimeout = 5 * time.Second
+	renewTimeout   = 10 * time.Second
+	abandonTimeout = 2 * time.Second // releasing a lease an unanswered acquisition may have taken
+)
+
+// ErrLeaseLost is the cause (context.Cause, errors.Is) of the cancellation of a held context whose lease
+// could not be renewed: it was broken, it expired, or another holder has it now.
+var ErrLeaseLost = errors.New("blob lease lost")
+
+// ErrReleased is the cause (context.Cause) of the cancellation of a held context after unlock.
+var ErrReleased = errors.New("lock released")
+
+// Options configure a BlobLocker. The zero value is usable.
+type Options struct {
+	// Container holds the lock blobs; default DefaultContainer. It is created on first use if missing
+	// (concurrent creation by several instances is fine).
+	Container string
+	// LeaseDuration is the duration of each lease (and of each renewal): 15 s to 60 s, default 30 s.
+	// Values outside the range are clamped to it; it is rounded to whole seconds. It bounds how long a
+	// crashed instance keeps a secret locked.
+	LeaseDuration time.Duration
+	// RenewEvery is the renewal interval while a lock is held; default LeaseDuration/3. Values that
+	// are not positive or not shorter than LeaseDuration/2 use the default.
+	RenewEvery time.Duration
+	// Logger receives renewal and release problems; default slog.Default(). Lock keys (vault/secret
+	// names) are logged, never credentials.
+	Logger *slog.Logger
+}
+
+// BlobLocker implements rotation.Locker with blob leases. It is safe for concurrent use; one
+// BlobLocker serves every secret of the process.
+type BlobLocker struct {
+	containerName string
+	container     *container.Client
+	endpoint      string
+	duration      time.Duration
+	renewEvery    time.Duration
+	log           *slog.Logger
+
+	// createMu serialises the creation of the container within this process.
+	createMu sync.Mutex
+}
+
+var _ rotation.Locker = (*BlobLocker)(nil)
+
+// NewBlobLocker returns a BlobLocker that keeps its lock blobs in client's account. It makes no
+// network call; the container is created by the first Lock that needs it.
+func NewBlobLocker(client *azblob.Client, o Options) *BlobLocker {
+	if o.Container == "" {
+		o.Container = DefaultContainer
+	}
+	d := o.LeaseDuration
+	switch {
+	case d == 0:
+		d = DefaultLeaseDuration
+	case d < MinLeaseDuration:
+		d = MinLeaseDuration
+	case d > MaxLeaseDuration:
+		d = MaxLeaseDuration
+	}
+	d = d.Round(time.Second)
+	every := o.RenewEvery
+	if every <= 0 || every >= d/2 {
+		every = d / 3
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &BlobLocker{
+		containerName: o.Container,
+		container:     client.ServiceClient().NewContainerClient(o.Container),
+		endpoint:      stripQuery(client.URL()),
+		duration:      d,
+		renewEvery:    every,
+		log:           logger,
+	}
+}
+
+// Endpoint is the blob service URL the locker talks to, without any query string (a SAS token is never
+// part of it), for start-up logs.
+func (l *BlobLocker) Endpoint() string { return l.endpoint }
+
+// Container is the name of the container holding the lock blobs.
+func (l *BlobLocker) Container() string { return l.containerName }
+
+// LeaseDuration is the effective lease duration (after defaults and clamping).
+func (l *BlobLocker) LeaseDuration() time.Duration { return l.duration }
+
+// RenewEvery is the effective renewal interval.
+func (l *BlobLocker) RenewEvery() time.Duration { return l.renewEvery }
+
+var (
+	keyPart       = regexp.MustCompile(`^[A-Za-z0-9-]{1,127}$`)
+	containerName = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$`)
+)
+
+// BlobName returns the name of the lock blob for key, "vault/secret": locks/<vault>/<secret>, in lower
+// case. Each part must be 1 to 127 letters, digits and hyphens (what Key Vault allows in names), with
+// exactly one slash between them; anything else is an error, so a blob path is never built from
+// unvalidated input.
+func BlobName(key string) (string, error) {
+	vault, secret, ok := strings.Cut(key, "/")
+	if !ok || !keyPart.MatchString(vault) || !keyPart.MatchString(secret) {
+		return "", fmt.Errorf("invalid lock key %q: want <vault>/<secret>, letters, digits and hyphens", key)
+	}
+	return "locks/" + strings.ToLower(vault) + "/" + strings.ToLower(secret), nil
+}
+
+// Lock takes the lease on key's blob ("vault/secret"; see BlobName) and keeps it renewed until unlock is
+// called or the lease is lost.
+//
+// When another holder has the lease, the error wraps rotation.ErrBusy (errors.Is): answer busy, a
+// transient failure. Any other error is transient too (storage unreachable, throttled, …), except an
+// invalid key.
+//
+// The returned context derives from ctx. It is cancelled with a cause wrapping ErrLeaseLost when the
+// lease is lost, and with ErrReleased by unlock. unlock stops the renewals and releases the lease (best
+// effort, bounded by a short timeout; if the release fails the lease expires by itself within the lease
+// duration). unlock is idempotent and safe after the lease was lost. When ctx is cancelled, renewals
+// stop too; the lease then expires unless unlock releases it first.
+func (l *BlobLocker) Lock(ctx context.Context, key string) (context.Context, func(), error) {
+	name, err := BlobName(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !containerName.MatchString(l.containerName) {
+		return nil, nil, fmt.Errorf("invalid lock container name %q", l.containerName)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	path := l.containerName + "/" + name
+	bb := l.container.NewBlockBlobClient(name)
+	lc, err := lease.NewBlobClient(bb, nil) // a fresh random lease ID per lock
+	if err != nil {
+		return nil, nil, fmt.Errorf("lease client for blob %s: %w", path, err)
+	}
+
+	secs := int32(l.duration / time.Second)
+	sent := time.Now()
+	_, err = lc.AcquireLease(ctx, secs, nil)
+	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		// First lock of this secret (or of this account): create what is missing, then try again.
+		if err := l.ensureBlob(ctx, bb); err != nil {
+			return nil, nil, fmt.Errorf("create lock blob %s: %w", path, err)
+		}
+		sent = time.Now()
+		_, err = lc.AcquireLease(ctx, secs, nil)
+	}
+	if err != nil {
+		if bloberror.HasCode(err, bloberror.LeaseAlreadyPresent, bloberror.LeaseIsBreakingAndCannotBeAcquired) {
+			return nil, nil, fmt.Errorf("%w (the lease on blob %s is held by another instance)", rotation.ErrBusy, path)
+		}
+		var re *azcore.ResponseError
+		if !errors.As(err, &re) {
+			// No answer (timeout, connection lost): the service may have granted the lease anyway. It
+			// carries our proposed lease ID, so releasing it cannot touch anyone else's lease.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonTimeout)
+			_, _ = lc.ReleaseLease(rctx, nil)
+			cancel()
+		}
+		return nil, nil, fmt.Errorf("acquire lease on blob %s: %w", path, brief(err))
+	}
+
+	held, cancel := context.WithCancelCause(ctx)
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	h := &holder{
+		l:        l,
+		lc:       lc,
+		key:      key,
+		path:     path,
+		held:     held,
+		cancel:   cancel,
+		loopCtx:  loopCtx,
+		stopLoop: stopLoop,
+		done:     make(chan struct{}),
+	}
+	go h.renew(sent)
+	return held, h.unlock, nil
+}
+
+// ensureBlob creates the empty lock blob, and its container if that is missing. An existing blob is
+// never overwritten (If-None-Match: *), leased or not.
+func (l *BlobLocker) ensureBlob(ctx context.Context, bb *blockblob.Client) error {
+	upload := func() error {
+		_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(nil)), &blockblob.UploadOptions{
+			AccessConditions: &blob.AccessConditions{
+				ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: new(azcore.ETagAny)},
+			},
+		})
+		if err == nil || blobExists(err) {
+			return nil
+		}
+		return brief(err)
+	}
+	err := upload()
+	if !bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		return err
+	}
+	if err := l.ensureContainer(ctx); err != nil {
+		return err
+	}
+	return upload()
+}
+
+// ensureContainer creates the lock container; another instance creating it at the same time is fine.
+func (l *BlobLocker) ensureContainer(ctx context.Context) error {
+	l.createMu.Lock()
+	defer l.createMu.Unlock()
+	_, err := l.container.Create(ctx, nil)
+	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+		return fmt.Errorf("create container %s: %w", l.containerName, brief(err))
+	}
+	return nil
+}
+
+// blobExists reports whether a conditional upload failed because the blob is already there (possibly
+// leased by another instance).
+func blobExists(err error) bool {
+	if bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet,
+		bloberror.LeaseIDMissing, bloberror.LeaseAlreadyPresent) {
+		return true
+	}
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusPreconditionFailed
+}
+
+// leaseGone reports whether a renewal error says the lease is no longer ours (as opposed to a failure
+// to reach the service, which is retried while the lease is still valid).
+func leaseGone(err error) bool {
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.StatusCode {
+	case http.StatusConflict, http.StatusPreconditionFailed, http.StatusNotFound:
+		return true
+	}
+	return false
+}
+
+// holder is one held lock.
+type holder struct {
+	l    *BlobLocker
+	lc   *lease.BlobClient
+	key  string
+	path string
+
+	held   context.Context
+	cancel context.CancelCauseFunc
+
+	loopCtx  context.Context // the renewal loop and its calls; cancelled by unlock
+	stopLoop context.CancelFunc
+	done     chan struct{} // closed when the renewal loop has returned
+	lost     bool          // written by the loop before done is closed
+
+	once sync.Once
+}
+
+// renew renews the lease every RenewEvery until unlock, until the held context ends, or until the lease
+// is lost. A renewal that fails because the service cannot be reached is retried sooner, as long as the
+// lease is surely still valid: it is given up once less than a quarter of the lease duration is left
+// since the last successful acquisition or renewal (sent is when that request was sent: the service
+// counts the lease from a later instant).
+func (h *holder) renew(sent time.Time) {
+	defer close(h.done)
+	l := h.l
+	margin := l.duration / 4
+	retry := min(l.renewEvery, time.Second)
+	timer := time.NewTimer(l.renewEvery)
+	defer timer.Stop()
+	failures := 0
+	for {
+		select {
+		case <-h.loopCtx.Done():
+			return
+		case <-h.held.Done():
+			return // the caller's context ended; unlock will release the lease
+		case <-timer.C:
+		}
+		deadline := sent.Add(l.duration - margin)
+		now := time.Now()
+		callDeadline := now.Add(renewTimeout)
+		if deadline.Before(callDeadline) {
+			callDeadline = deadline
+		}
+		rctx, cancel := context.WithDeadline(h.loopCtx, callDeadline)
+		_, err := h.lc.RenewLease(rctx, nil)
+		cancel()
+		if err == nil {
+			if failures > 0 {
+				l.log.Info("rotation lock renewed again", "key", h.key, "blob", h.path, "failedAttempts", failures)
+			}
+			sent, failures = now, 0
+			timer.Reset(l.renewEvery)
+			continue
+		}
+		if h.loopCtx.Err() != nil {
+			return // unlock interrupted the renewal
+		}
+		failures++
+		var cause error
+		switch {
+		case leaseGone(err):
+			cause = fmt.Errorf("%w: blob %s: %w", ErrLeaseLost, h.path, brief(err))
+		case !time.Now().Before(deadline):
+			cause = fmt.Errorf("%w: blob %s: not renewed in time (%d failed attempts, last: %w)",
+				ErrLeaseLost, h.path, failures, brief(err))
+		}
+		if cause != nil {
+			h.lost = true
+			l.log.Warn("rotation lock lost; stopping the rotation", "key", h.key, "error", cause)
+			h.cancel(cause)
+			return
+		}
+		level := slog.LevelDebug
+		if failures == 1 {
+			level = slog.LevelWarn
+		}
+		l.log.Log(h.loopCtx, level, "rotation lock renewal failed; retrying", "key", h.key, "blob", h.path,
+			"error", brief(err), "attempt", failures, "validFor", time.Until(deadline).Round(time.Millisecond).String())
+		timer.Reset(retry)
+	}
+}
+
+// unlock stops the renewals, cancels the held context and releases the lease (unless it was lost).
+func (h *holder) unlock() {
+	h.once.Do(func() {
+		h.stopLoop()
+		<-h.done
+		h.cancel(ErrReleased)
+		if h.lost {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(h.loopCtx), releaseTimeout)
+		defer cancel()
+		if _, err := h.lc.ReleaseLease(ctx, nil); err != nil {
+			h.l.log.Warn("rotation lock release failed; the lease expires by itself",
+				"key", h.key, "blob", h.path, "expiresWithin", h.l.duration.String(), "error", brief(err))
+		}
+	})
+}
+
+// brief shortens a storage error to one line ("409 LeaseIsBrokenAndCannotBeRenewed") for logs and
+// outcome reasons; errors.As and errors.Is still reach the original.
+func brief(err error) error {
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		return err
+	}
+	return briefError{err: err, status: re.StatusCode, code: re.ErrorCode}
+}
+
+type briefError struct {
+	err    error
+	status int
+	code   string
+}
+
+func (e briefError) Error() string {
+	code := e.code
+	if code == "" {
+		code = http.StatusText(e.status)
+	}
+	return fmt.Sprintf("storage answered %d %s", e.status, code)
+}
+
+func (e briefError) Unwrap() error { return e.err }
+
+func stripQuery(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i]
+	}
+	return u
+}

@@ -1,0 +1,155 @@
+package webhook
+
+import (
+	"errors"
+	"maps"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kvrotator/kvrotator/providers"
+)
+
+// The tags the provider reads. Names are case-insensitive.
+const (
+	TagURL           = "webhook-url"             // base URL of the service; the endpoints are {base}/create, /verify, /revoke
+	TagSigningSecret = "webhook-signing-secret"  // name of the secret (same vault) holding the HMAC key
+	TagTimeout       = "webhook-timeout-seconds" // per-call timeout, 1..60
+	// TagAddress is the Azure rotation samples' tag; it is the base URL when webhook-url is absent.
+	TagAddress = "ProviderAddress"
+)
+
+// Timeout bounds, in seconds.
+const (
+	DefaultTimeoutSeconds = 10
+	MinTimeoutSeconds     = 1
+	MaxTimeoutSeconds     = 60
+)
+
+// MinSigningKeyBytes is the shortest HMAC key the provider accepts: a shorter one is guessable.
+const MinSigningKeyBytes = 16
+
+const tagPrefix = "webhook-"
+
+// secretName is a Key Vault secret name: 1-127 letters, digits and hyphens.
+var secretName = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
+
+// config is the provider's settings for one secret.
+type config struct {
+	base       string // the base URL without a trailing slash
+	signingRef string // the name of the secret holding the HMAC key
+	timeout    time.Duration
+}
+
+func (c config) endpoint(name string) string { return c.base + "/" + name }
+
+// parseConfig reads the provider's tags; every problem is a ConfigError, joined if there are several.
+// address is used as the base URL when neither webhook-url nor ProviderAddress is among the tags (a
+// Request's Address, for callers that fill it but not Params).
+func parseConfig(p providers.Params, address string) (config, error) {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, tagPrefix) && lk != TagURL && lk != TagSigningSecret && lk != TagTimeout {
+			errs = append(errs, providers.ConfigErrorf(k, "",
+				"unknown tag; the webhook provider reads only %s, %s and %s", TagURL, TagSigningSecret, TagTimeout))
+		}
+	}
+	for _, tag := range []string{TagURL, TagSigningSecret, TagTimeout} {
+		if n := countFold(p, tag); n > 1 {
+			errs = append(errs, providers.ConfigErrorf(tag, "",
+				"set %d times in different letter case; tag names are case-insensitive, keep one", n))
+		}
+	}
+
+	var c config
+	// webhook-url wins over ProviderAddress: it is specific to this provider, ProviderAddress is shared
+	// with the Azure samples and may have been set for something else.
+	tag, raw := TagURL, strings.TrimSpace(p.Get(TagURL))
+	if raw == "" {
+		tag, raw = TagAddress, strings.TrimSpace(p.Get(TagAddress))
+	}
+	if raw == "" {
+		tag, raw = TagAddress, strings.TrimSpace(address)
+	}
+	if raw == "" {
+		errs = append(errs, providers.ConfigErrorf(TagURL, "",
+			"missing: set it to the service's base URL (https://…); %s is used when %s is absent", TagAddress, TagURL))
+	} else if base, err := parseBaseURL(raw); err != nil {
+		shown := raw
+		if strings.Contains(raw, "@") {
+			// user:password@ is a credential: never repeat it.
+			shown = "(not shown: it may contain user information)"
+		}
+		errs = append(errs, providers.ConfigErrorf(tag, shown, "%s", err))
+	} else {
+		c.base = base
+	}
+
+	c.signingRef = strings.TrimSpace(p.Get(TagSigningSecret))
+	switch {
+	case c.signingRef == "":
+		errs = append(errs, providers.ConfigErrorf(TagSigningSecret, "",
+			"missing: set it to the name of the secret, in the same vault, that holds the HMAC signing key"))
+	case !secretName.MatchString(c.signingRef):
+		// Not repeated: someone may have put the key itself in the tag.
+		errs = append(errs, providers.ConfigErrorf(TagSigningSecret, "",
+			"not a Key Vault secret name (1-127 letters, digits and hyphens); the tag names the secret, it never holds the key"))
+	}
+
+	secs, err := p.Int(TagTimeout, DefaultTimeoutSeconds, MinTimeoutSeconds, MaxTimeoutSeconds)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.timeout = time.Duration(secs) * time.Second
+
+	switch len(errs) {
+	case 0:
+		return c, nil
+	case 1:
+		return config{}, errs[0]
+	default:
+		return config{}, errors.Join(errs...)
+	}
+}
+
+func countFold(p providers.Params, name string) int {
+	n := 0
+	for k := range p {
+		if strings.EqualFold(k, name) {
+			n++
+		}
+	}
+	return n
+}
+
+// loopbackHosts may be called over plain http: the request never leaves the machine.
+var loopbackHosts = []string{"127.0.0.1", "localhost", "::1"}
+
+// parseBaseURL checks a base URL and returns it without a trailing slash. The error is the reason only;
+// the caller names the tag.
+func parseBaseURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", errors.New("not a URL")
+	}
+	switch {
+	case !u.IsAbs() || u.Opaque != "":
+		return "", errors.New("not an absolute URL; use https://host[:port][/path]")
+	case u.Scheme == "http" && !slices.Contains(loopbackHosts, strings.ToLower(u.Hostname())):
+		return "", errors.New("http is allowed only for 127.0.0.1, localhost and ::1; use https")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "", errors.New("scheme must be https")
+	case u.Host == "" || u.Hostname() == "":
+		return "", errors.New("no host")
+	case u.User != nil:
+		return "", errors.New("must not contain user information; the signature authenticates the calls")
+	case u.RawQuery != "" || u.ForceQuery:
+		return "", errors.New("must not contain a query")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "", errors.New("must not contain a fragment")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
