@@ -240,3 +240,43 @@ func Names() []string {
 	sort.Strings(names)
 	return names
 }
+
+// CheckTags reports the provider-specific tags (those starting with prefix, e.g. "random-") that are
+// not among known, and known tags set more than once in different letter case (which value wins would
+// be arbitrary). Each problem is a ConfigError; providers call it first in Validate so that typos
+// such as random-lenght are caught instead of ignored.
+func (p Params) CheckTags(provider, prefix string, known ...string) []error {
+	var errs []error
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, prefix) && !containsFold(known, lk) {
+			errs = append(errs, ConfigErrorf(k, "", "unknown tag; the %s provider reads only %s", provider, strings.Join(known, ", ")))
+		}
+	}
+	for _, tag := range known {
+		n := 0
+		for _, k := range keys {
+			if strings.EqualFold(k, tag) {
+				n++
+			}
+		}
+		if n > 1 {
+			errs = append(errs, ConfigErrorf(tag, "", "set %d times in different letter case; tag names are case-insensitive, keep one", n))
+		}
+	}
+	return errs
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}

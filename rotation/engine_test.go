@@ -511,3 +511,17 @@ func TestLeaseLostBeforeWriteWritesNothing(t *testing.T) {
 		t.Fatal("wrote a version after losing the lease")
 	}
 }
+
+func TestSweepReportsOverdueForBadTags(t *testing.T) {
+	f := newFixture(t, providers.ShapeGenerated)
+	f.seed("expired-bad", -day, managedTags("ValidityPeriodDays", "ninety"))
+	f.seed("healthy-bad", 200*day, managedTags("ValidityPeriodDays", "ninety"))
+	rep := f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	got := map[string][]rotation.Kind{}
+	for _, o := range rep.Outcomes {
+		got[o.Secret] = append(got[o.Secret], o.Kind)
+	}
+	if fmt.Sprint(got["expired-bad"]) != "[failed overdue]" || fmt.Sprint(got["healthy-bad"]) != "[failed]" {
+		t.Fatalf("%v", got)
+	}
+}

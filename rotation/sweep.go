@@ -59,6 +59,9 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 				o := with(Outcome{Vault: v.Name(), Secret: p.Name, OldVersion: p.Version, Provider: tagValue(p.Tags, TagProvider), Trigger: trigger, Expires: p.Expires}, failed(err))
 				e.publish(ctx, o)
 				add(o)
+				if due, why := e.due(p, now); due && p.Expires != nil {
+					add(e.overdue(ctx, p, trigger, why+"; cannot rotate: "+o.Reason))
+				}
 				return nil
 			}
 			due, why := e.due(p, now)

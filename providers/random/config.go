@@ -3,8 +3,6 @@ package random
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -94,20 +92,7 @@ type config struct {
 
 // parseConfig reads the provider's tags; every problem is a ConfigError, joined if there are several.
 func parseConfig(p providers.Params) (config, error) {
-	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(p)) {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, tagPrefix) && lk != TagLength && lk != TagAlphabet {
-			errs = append(errs, providers.ConfigErrorf(k, "",
-				"unknown tag; the random provider reads only %s and %s", TagLength, TagAlphabet))
-		}
-	}
-	for _, tag := range []string{TagLength, TagAlphabet} {
-		if n := countFold(p, tag); n > 1 {
-			errs = append(errs, providers.ConfigErrorf(tag, "",
-				"set %d times in different letter case; tag names are case-insensitive, keep one", n))
-		}
-	}
+	errs := p.CheckTags(Name, tagPrefix, TagLength, TagAlphabet)
 	length, err := p.Int(TagLength, DefaultLength, MinLength, MaxLength)
 	if err != nil {
 		errs = append(errs, err)
@@ -124,16 +109,6 @@ func parseConfig(p providers.Params) (config, error) {
 	default:
 		return config{}, errors.Join(errs...)
 	}
-}
-
-func countFold(p providers.Params, name string) int {
-	n := 0
-	for k := range p {
-		if strings.EqualFold(k, name) {
-			n++
-		}
-	}
-	return n
 }
 
 // parseAlphabet reads a random-alphabet value. Names are case-insensitive; custom characters are not.

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"errors"
-	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -49,20 +48,7 @@ func (c config) endpoint(name string) string { return c.base + "/" + name }
 // address is used as the base URL when neither webhook-url nor ProviderAddress is among the tags (a
 // Request's Address, for callers that fill it but not Params).
 func parseConfig(p providers.Params, address string) (config, error) {
-	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(p)) {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, tagPrefix) && lk != TagURL && lk != TagSigningSecret && lk != TagTimeout {
-			errs = append(errs, providers.ConfigErrorf(k, "",
-				"unknown tag; the webhook provider reads only %s, %s and %s", TagURL, TagSigningSecret, TagTimeout))
-		}
-	}
-	for _, tag := range []string{TagURL, TagSigningSecret, TagTimeout} {
-		if n := countFold(p, tag); n > 1 {
-			errs = append(errs, providers.ConfigErrorf(tag, "",
-				"set %d times in different letter case; tag names are case-insensitive, keep one", n))
-		}
-	}
+	errs := p.CheckTags(Name, tagPrefix, TagURL, TagSigningSecret, TagTimeout)
 
 	var c config
 	// webhook-url wins over ProviderAddress: it is specific to this provider, ProviderAddress is shared
@@ -113,16 +99,6 @@ func parseConfig(p providers.Params, address string) (config, error) {
 	default:
 		return config{}, errors.Join(errs...)
 	}
-}
-
-func countFold(p providers.Params, name string) int {
-	n := 0
-	for k := range p {
-		if strings.EqualFold(k, name) {
-			n++
-		}
-	}
-	return n
 }
 
 // loopbackHosts may be called over plain http: the request never leaves the machine.
