@@ -12,6 +12,7 @@ import (
 	"github.com/kvrotator/kvrotator/handler"
 	"github.com/kvrotator/kvrotator/keyvault"
 	"github.com/kvrotator/kvrotator/lock"
+	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/rotation"
 
 	// Providers register themselves by name.
@@ -39,6 +40,7 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	if err != nil {
 		return nil, fmt.Errorf("credential: %w", err)
 	}
+	providers.SetAzure(providers.Azure{Credential: cred})
 	var vaults []rotation.Vault
 	for _, vs := range s.Vaults {
 		o := keyvault.Options{}
