@@ -525,3 +525,40 @@ func TestSweepReportsOverdueForBadTags(t *testing.T) {
 		t.Fatalf("%v", got)
 	}
 }
+
+func TestStatusOrdersOverdueFirstAndNamesActions(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.seed("healthy", 200*day, managedTags())
+	f.seed("expired", -day, managedTags())
+	f.seed("bad-tags", 100*day, managedTags("ValidityPeriodDays", "ninety"))
+	f.seed("soon", 30*day-12*time.Hour, managedTags()) // past its rotation point by 12 h: due, not yet overdue
+	f.vault.Put("plain", "x", nil, nil)
+	rep := f.eng.Status(context.Background(), time.Time{})
+	var order []string
+	for _, s := range rep.Secrets {
+		order = append(order, s.Secret)
+	}
+	if strings.Join(order, ",") != "expired,soon,bad-tags,healthy,plain" {
+		t.Fatalf("order %v", order)
+	}
+	byName := map[string]rotation.SecretStatus{}
+	for _, s := range rep.Secrets {
+		byName[s.Secret] = s
+	}
+	if !byName["expired"].Overdue || byName["soon"].Overdue || !byName["soon"].Due || byName["healthy"].Due {
+		t.Fatalf("due/overdue: %+v", rep.Secrets)
+	}
+	if !strings.Contains(byName["bad-tags"].PolicyError, "ValidityPeriodDays") || rep.PolicyErrors() != 1 || rep.Overdue() != 1 {
+		t.Fatalf("policy errors: %+v", byName["bad-tags"])
+	}
+	if !strings.HasPrefix(byName["soon"].Action, "rotate with provider test") || !strings.HasPrefix(byName["healthy"].Action, "nothing until") {
+		t.Fatalf("actions: %q %q", byName["soon"].Action, byName["healthy"].Action)
+	}
+	// As of a later date, the healthy one is due too.
+	later := f.eng.Status(context.Background(), f.clock.Now().Add(180*day))
+	for _, s := range later.Secrets {
+		if s.Secret == "healthy" && !s.Due {
+			t.Fatal("--at does not move the point of view")
+		}
+	}
+}

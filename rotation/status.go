@@ -1,0 +1,160 @@
+package rotation
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// SecretStatus is what an operator needs to know about one secret, read from a list page only (no
+// value, no per-secret GET).
+type SecretStatus struct {
+	Vault       string     `json:"vault"`
+	Secret      string     `json:"secret"`
+	Version     string     `json:"version"`
+	Managed     bool       `json:"managed"`
+	Provider    string     `json:"provider,omitempty"`
+	Enabled     bool       `json:"enabled"`
+	Expires     *time.Time `json:"expires,omitempty"`
+	RotateAt    *time.Time `json:"rotateAt,omitempty"` // expiry minus the near-expiry lead
+	Updated     time.Time  `json:"updated"`
+	Due         bool       `json:"due"`
+	Overdue     bool       `json:"overdue"`
+	Reason      string     `json:"reason,omitempty"`      // why it is due, overdue or not
+	Action      string     `json:"action,omitempty"`      // what the next sweep would do
+	PolicyError string     `json:"policyError,omitempty"` // the tag that is wrong, and why
+	State       State      `json:"-"`
+	LastRotated *time.Time `json:"lastRotated,omitempty"`
+	LastTrigger Trigger    `json:"lastTrigger,omitempty"`
+	Fails       int        `json:"consecutiveFailures,omitempty"`
+	Pending     []Pending  `json:"pendingRevocations,omitempty"`
+}
+
+// StatusReport covers every configured vault.
+type StatusReport struct {
+	At      time.Time      `json:"at"`
+	Secrets []SecretStatus `json:"secrets"`
+	Errors  []string       `json:"errors,omitempty"` // vaults that could not be listed
+}
+
+// Overdue counts the overdue secrets.
+func (r StatusReport) Overdue() int {
+	n := 0
+	for _, s := range r.Secrets {
+		if s.Overdue {
+			n++
+		}
+	}
+	return n
+}
+
+// PolicyErrors counts managed secrets whose tags are wrong.
+func (r StatusReport) PolicyErrors() int {
+	n := 0
+	for _, s := range r.Secrets {
+		if s.PolicyError != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Status lists every configured vault and describes each secret as of at (zero: now): its policy,
+// when it is due, whether it is overdue, and what the next sweep would do. Overdue secrets come first,
+// then by rotation time.
+func (e *Engine) Status(ctx context.Context, at time.Time) StatusReport {
+	if at.IsZero() {
+		at = e.clock.Now()
+	}
+	rep := StatusReport{At: at.UTC()}
+	for _, name := range e.order {
+		v := e.vaults[strings.ToLower(name)]
+		err := v.List(ctx, func(p SecretProperties) error {
+			rep.Secrets = append(rep.Secrets, e.describe(p, at))
+			return nil
+		})
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("vault %s: %v", v.Name(), err))
+		}
+	}
+	sort.SliceStable(rep.Secrets, func(i, j int) bool {
+		a, b := rep.Secrets[i], rep.Secrets[j]
+		if a.Overdue != b.Overdue {
+			return a.Overdue
+		}
+		if a.Managed != b.Managed {
+			return a.Managed
+		}
+		ta, tb := farFuture, farFuture
+		if a.RotateAt != nil {
+			ta = *a.RotateAt
+		}
+		if b.RotateAt != nil {
+			tb = *b.RotateAt
+		}
+		if !ta.Equal(tb) {
+			return ta.Before(tb)
+		}
+		if a.Vault != b.Vault {
+			return a.Vault < b.Vault
+		}
+		return a.Secret < b.Secret
+	})
+	return rep
+}
+
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (e *Engine) describe(p SecretProperties, at time.Time) SecretStatus {
+	s := SecretStatus{Vault: p.Vault, Secret: p.Name, Version: p.Version, Enabled: p.Enabled, Expires: p.Expires,
+		Updated: p.Updated, Managed: IsManaged(p.Tags), Provider: tagValue(p.Tags, TagProvider)}
+	if p.Expires != nil {
+		ra := p.Expires.Add(-e.cfg.Defaults.NearExpiryLead)
+		s.RotateAt = &ra
+	}
+	if !s.Managed {
+		s.Action = "none: not managed (no " + TagProvider + " tag)"
+		return s
+	}
+	pol, prov, err := e.policy(p.Tags)
+	s.Due, s.Reason = e.due(p, at)
+	if err != nil {
+		s.PolicyError = err.Error()
+		s.Action = "none until the tags are fixed"
+		if s.Due {
+			s.Overdue, s.Reason = true, s.Reason+"; cannot rotate: "+err.Error()
+		}
+		return s
+	}
+	s.State = pol.State
+	s.Fails, s.Pending = pol.State.Fails, pol.State.Pending
+	if !pol.State.At.IsZero() {
+		t := pol.State.At
+		s.LastRotated, s.LastTrigger = &t, pol.State.By
+	}
+	switch {
+	case !p.Enabled:
+		s.Action = "none: the latest version is disabled"
+		s.Overdue = s.Due
+	case s.Due && pol.State.Fails > 0:
+		next := pol.State.FailedAt.Add(e.failureBackoff(pol.State.Fails))
+		s.Overdue = true
+		s.Reason = fmt.Sprintf("%s; failing: %d consecutive failed rotations, the last at %s", s.Reason, pol.State.Fails, pol.State.FailedAt.Format(time.RFC3339))
+		s.Action = fmt.Sprintf("retry with provider %s after %s", pol.Provider, next.UTC().Format(time.RFC3339))
+	case s.Due:
+		// Overdue: expired, or past its rotation point by more than a day (events and sweeps missed it).
+		s.Overdue = p.Expires == nil || !at.Before(*p.Expires) || !at.Before(s.RotateAt.Add(24*time.Hour))
+		s.Action = fmt.Sprintf("rotate with provider %s (%s), new version valid %d days", pol.Provider, prov.Shape(), int(pol.Validity/(24*time.Hour)))
+	case dueRevocations(pol.State, at) > 0:
+		s.Action = "revoke the replaced credential"
+	default:
+		s.Action = "nothing until " + s.RotateAt.UTC().Format(time.RFC3339)
+	}
+	if !pol.State.Started.IsZero() && s.Action != "" && !s.Due {
+		s.Reason = "a rotation started at " + pol.State.Started.Format(time.RFC3339) + " did not finish"
+		s.Action = "finish the interrupted rotation"
+	}
+	return s
+}
