@@ -3,6 +3,10 @@
 //
 //	kvrotator serve      the Functions custom handler (host.json starts it)
 //	kvrotator demo       the whole product against the built-in Key Vault emulator
+//	kvrotator status     every secret's state, overdue first
+//	kvrotator plan       what the next sweep would do, which tags are wrong
+//	kvrotator rotate     rotate one secret now (or --dry-run)
+//	kvrotator sweep      one sweep now (the on-premises runner's command)
 //	kvrotator emulator   run the local Key Vault emulator
 //	kvrotator version    print the version
 //
@@ -31,6 +35,10 @@ func commands() []command {
 	return []command{
 		{"serve", "run the Azure Functions custom handler (started by the Functions host)", runServe},
 		{"demo", "run the whole product locally against the built-in Key Vault emulator", runDemo},
+		{"status", "a table of every secret: expiry, last rotation, overdue ones first (--json)", runStatus},
+		{"plan", "each managed secret's policy, when it is due, what the next sweep would do, which tags are wrong", runPlan},
+		{"rotate", "rotate one secret now: rotate VAULT SECRET [--dry-run]", runRotate},
+		{"sweep", "run one sweep now, as the timer does (--dry-run); exit 0, 1 (failures) or 75 (transient)", runSweep},
 		{"emulator", "run the local Azure Key Vault emulator (HTTPS, auth, events, faults)", runEmulator},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, "kvrotator", version)

@@ -26,6 +26,7 @@ type app struct {
 	engine   *rotation.Engine
 	logger   *slog.Logger
 	credDesc string
+	progress *progressPublisher // the operator commands' progress lines
 }
 
 // newApp builds everything from the environment without any network call: credentials fetch their
@@ -64,10 +65,12 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	default:
 		logger.Warn("AzureWebJobsStorage is not set: rotations are serialised in this process only; run a single instance")
 	}
+	progress := &progressPublisher{}
 	eng, err := rotation.New(rotation.Config{
 		Vaults:        vaults,
 		Logger:        logger,
 		Locker:        locker,
+		Publisher:     progress,
 		VerifyTimeout: s.VerifyTimeout,
 		Concurrency:   s.SweepConcurrency,
 		Defaults:      rotation.Defaults{Validity: s.DefaultValidity, Grace: s.DefaultGrace, NearExpiryLead: s.NearExpiryLead},
@@ -75,7 +78,7 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	if err != nil {
 		return nil, err
 	}
-	return &app{settings: s, engine: eng, logger: logger, credDesc: desc}, nil
+	return &app{settings: s, engine: eng, logger: logger, credDesc: desc, progress: progress}, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
