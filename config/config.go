@@ -25,6 +25,9 @@ const (
 	EnvSweepSchedule    = "KVROTATOR_SWEEP_SCHEDULE"         // NCRONTAB of ScheduledSweep (read by the host via function.json)
 	EnvVerifyTimeout    = "KVROTATOR_VERIFY_TIMEOUT_SECONDS" // how long a new credential may take to start working (120)
 	EnvLeaseSeconds     = "KVROTATOR_LEASE_SECONDS"          // blob lease per secret, renewed while rotating (30)
+	EnvEventTopic       = "KVROTATOR_EVENT_TOPIC_ENDPOINT"   // Event Grid topic for outcome events (optional)
+	EnvEventSchema      = "KVROTATOR_EVENT_SCHEMA"           // eventgrid (default) or cloudevents
+	EnvEventKeySecret   = "KVROTATOR_EVENT_TOPIC_KEY_SECRET" // vault/secret holding the topic key, instead of the managed identity
 )
 
 // VaultSetting is one configured vault.
@@ -44,6 +47,12 @@ type Settings struct {
 	VerifyTimeout    time.Duration
 	LeaseDuration    time.Duration
 	LogLevel         slog.Level
+	// Outcome events: topic endpoint ("" = none), schema, and optionally the vault/secret holding the
+	// topic key (else the managed identity publishes).
+	EventTopic     string
+	EventSchema    string
+	EventKeyVault  string
+	EventKeySecret string
 }
 
 // FromEnv reads the settings through getenv (os.Getenv in production). All problems are reported
@@ -78,11 +87,32 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: want debug, info, warn or error", EnvLogLevel, lvl))
 		}
 	}
+	s.EventTopic = strings.TrimSpace(getenv(EnvEventTopic))
+	s.EventSchema = strings.ToLower(strings.TrimSpace(getenv(EnvEventSchema)))
+	if s.EventSchema != "" && s.EventSchema != "eventgrid" && s.EventSchema != "cloudevents" {
+		errs = append(errs, fmt.Errorf("%s=%q: want eventgrid or cloudevents", EnvEventSchema, s.EventSchema))
+	}
+	if ref := strings.TrimSpace(getenv(EnvEventKeySecret)); ref != "" {
+		v, sec, ok := strings.Cut(ref, "/")
+		if !ok || v == "" || sec == "" {
+			errs = append(errs, fmt.Errorf("%s=%q: want <vault>/<secret name>", EnvEventKeySecret, ref))
+		}
+		s.EventKeyVault, s.EventKeySecret = v, sec
+	}
 	vaults, err := ParseVaults(getenv(EnvVaults))
 	if err != nil {
 		errs = append(errs, err)
 	}
 	s.Vaults = vaults
+	if s.EventKeyVault != "" {
+		found := false
+		for _, v := range vaults {
+			found = found || strings.EqualFold(v.Name, s.EventKeyVault)
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("%s names vault %q, which is not in %s", EnvEventKeySecret, s.EventKeyVault, EnvVaults))
+		}
+	}
 	return s, errors.Join(errs...)
 }
 

@@ -60,6 +60,9 @@ type Config struct {
 	// (default 30 days, as Key Vault).
 	Subscriptions  []delivery.Subscription
 	NearExpiryLead time.Duration
+	// Topics are Event Grid custom topics that clients publish to, served on the shared listener at
+	// /topics/<name>/api/events (see TopicConfig and Server.TopicEndpoint).
+	Topics []TopicConfig
 	// ScanInterval is how often expiry events are checked against the clock (default 1s).
 	ScanInterval time.Duration
 	// SubscriptionID and ResourceGroup make up the vaults' ARM ids (the events' topic).

@@ -34,6 +34,8 @@ func (s *Server) handler(fixed *vault) http.Handler {
 			s.serveVault(w, r, fixed)
 		case strings.HasPrefix(path, "/_emulator/"):
 			s.serveAdmin(w, r)
+		case strings.HasPrefix(path, "/topics/") && fixed == nil:
+			s.serveTopic(w, r)
 		case s.idHandler != nil && fixed == nil:
 			s.idHandler.ServeHTTP(w, r)
 		default:

@@ -64,6 +64,7 @@ type Server struct {
 	dispatcher *delivery.Dispatcher
 	script     faults.Script
 	limiters   map[string]*faults.Limiter
+	topics     map[string]*topic // Event Grid topics (topic.go), key: lower-case name; fixed after New
 
 	started     bool
 	mainURL     string
@@ -99,6 +100,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(s.vaults) == 0 {
 		return nil, errors.New("no vault configured: name at least one vault")
+	}
+	if s.topics, err = newTopics(cfg.Topics); err != nil {
+		return nil, err
 	}
 	for i := range cfg.Identities {
 		id := &cfg.Identities[i]

@@ -96,6 +96,7 @@ func startE2E(t *testing.T) *e2e {
 	srv, err := emulator.New(emulator.Config{
 		Addr: "127.0.0.1:0", CACertFile: caFile,
 		Vaults:        []emulator.VaultConfig{{Name: "e2e-vault", Addr: "127.0.0.1:0"}, {Name: "other-vault"}},
+		Topics:        []emulator.TopicConfig{{Name: "outcomes"}},
 		Subscriptions: []emulator.Subscription{{Name: "log", URL: sink.URL, RetryDelays: []time.Duration{50 * time.Millisecond}}},
 	})
 	if err != nil {
@@ -109,7 +110,8 @@ func startE2E(t *testing.T) *e2e {
 	env := append(cleanEnv(os.Environ()),
 		"KVROTATOR_VAULTS=e2e-vault="+srv.VaultAddrURL("e2e-vault"),
 		"IDENTITY_ENDPOINT="+srv.IdentityEndpoint(), "IDENTITY_HEADER="+srv.IdentityHeader(),
-		"SSL_CERT_FILE="+caFile, "KVROTATOR_LOG_LEVEL=debug")
+		"SSL_CERT_FILE="+caFile, "KVROTATOR_LOG_LEVEL=debug",
+		"KVROTATOR_EVENT_TOPIC_ENDPOINT="+srv.TopicEndpoint("outcomes"))
 	host, err := hostsim.Start(context.Background(), hostsim.Options{Binary: bin, Env: env})
 	if err != nil {
 		t.Fatal(err)
@@ -200,8 +202,30 @@ func (x *e2e) logged(s string) bool {
 	return false
 }
 
+// outcomeEvent waits for the outcome topic to have received an event of that type for the secret.
+func (x *e2e) outcomeEvent(eventType, secret string) map[string]any {
+	x.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, raw := range x.srv.TopicEvents("outcomes") {
+			var e struct {
+				EventType string         `json:"eventType"`
+				Data      map[string]any `json:"data"`
+			}
+			if json.Unmarshal(raw, &e) == nil && e.EventType == eventType && e.Data["secret"] == secret {
+				return e.Data
+			}
+		}
+	}
+	x.t.Fatalf("no %s outcome event for %s reached the topic", eventType, secret)
+	return nil
+}
+
 func (x *e2e) assertNoValueLeaked() {
-	out := x.host.Output() + x.output.String()
+	var events strings.Builder
+	for _, raw := range x.srv.TopicEvents("outcomes") {
+		events.Write(raw)
+	}
+	out := x.host.Output() + x.output.String() + events.String()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, v := range x.values {
@@ -234,6 +258,10 @@ func TestE2EEventsRotateOnceAndDuplicatesChangeNothing(t *testing.T) {
 	if latest.Tags["rotation-state"] == nil || !strings.Contains(*latest.Tags["rotation-state"], "from="+v1) {
 		t.Fatalf("rotation-state does not record the source version: %v", latest.Tags["rotation-state"])
 	}
+	// The outcome went to the Event Grid topic through the real publisher, with the managed identity.
+	if d := x.outcomeEvent("Kvrotator.Secret.Rotated", "api-key"); d["oldVersion"] != v1 || d["newVersion"] != latest.ID.Version() || d["trigger"] != "event" {
+		t.Fatalf("rotated event data: %v", d)
+	}
 
 	// The same event again, and ten concurrent copies: all acknowledged, nothing changes.
 	if r := x.invoke("KeyVaultEvents", hostsim.EventGridEnvelope("KeyVaultEvents", near)); !r.OK() {
@@ -255,6 +283,9 @@ func TestE2EEventsRotateOnceAndDuplicatesChangeNothing(t *testing.T) {
 	wg.Wait()
 	if n := x.versions(x.vault, "api-key"); n != 2 {
 		t.Fatalf("duplicates wrote versions: %d", n)
+	}
+	if d := x.outcomeEvent("Kvrotator.Secret.Skipped", "api-key"); !strings.Contains(d["reason"].(string), "already rotated") {
+		t.Fatalf("skipped event: %v", d)
 	}
 
 	// The rotator's own write raised SecretNewVersionCreated: it never rotates.
@@ -282,6 +313,9 @@ func TestE2EUnconfiguredVaultIsRefused(t *testing.T) {
 	if !x.logged("not configured") {
 		t.Fatal("the refusal is not logged")
 	}
+	if d := x.outcomeEvent("Kvrotator.Secret.Failed", "foreign"); d["class"] != "permanent" {
+		t.Fatalf("failed event: %v", d)
+	}
 	if n := x.versions(x.other, "foreign"); n != 1 {
 		t.Fatalf("the unconfigured vault was written: %d versions", n)
 	}
@@ -292,6 +326,7 @@ func TestE2ESweepRotatesOnlyDueAndDryRunChangesNothing(t *testing.T) {
 	x.seed(x.vault, "due", 5*24*time.Hour, map[string]string{"rotation-provider": "random"})
 	x.seed(x.vault, "healthy", 200*24*time.Hour, map[string]string{"rotation-provider": "random"})
 	x.seed(x.vault, "unmanaged", time.Hour, nil)
+	x.seed(x.vault, "expired-bad", -time.Hour, map[string]string{"rotation-provider": "random", "random-length": "3"})
 
 	// HTTP dry run first: plans, changes nothing.
 	r := x.invoke("RotateSecret", hostsim.HTTPEnvelope("RotateSecret", "POST", "", []byte(`{"vault":"e2e-vault","secret":"due","dryRun":true}`)))
@@ -307,10 +342,17 @@ func TestE2ESweepRotatesOnlyDueAndDryRunChangesNothing(t *testing.T) {
 	if !r.OK() {
 		t.Fatalf("sweep: %d %s", r.Status, r.Body)
 	}
-	for name, want := range map[string]int{"due": 2, "healthy": 1, "unmanaged": 1} {
+	for name, want := range map[string]int{"due": 2, "healthy": 1, "unmanaged": 1, "expired-bad": 1} {
 		if n := x.versions(x.vault, name); n != want {
 			t.Errorf("%s: %d versions after the sweep, want %d", name, n, want)
 		}
+	}
+	// The expired secret that cannot rotate is reported overdue: a log line and an outcome event.
+	if d := x.outcomeEvent("Kvrotator.Secret.Overdue", "expired-bad"); !strings.Contains(d["reason"].(string), "random-length") {
+		t.Fatalf("overdue event: %v", d)
+	}
+	if !x.logged(`"outcome":"overdue"`) {
+		t.Fatal("overdue is not logged")
 	}
 	// A manual rotation over HTTP rotates a healthy secret on request.
 	r = x.invoke("RotateSecret", hostsim.HTTPEnvelope("RotateSecret", "POST", "", []byte(`{"vault":"e2e-vault","secret":"healthy"}`)))

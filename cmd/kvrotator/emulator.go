@@ -49,7 +49,7 @@ type emulatorFlags struct {
 	noAuth, noLimits, purgeProtection                                         bool
 	tokenLifetime, nearExpiry, scanInterval, latency, window                  time.Duration
 	writeLimit, otherLimit, recoverableDays                                   int
-	vaults, identities, hosts, subscribers, faultSpecs                        multiFlag
+	vaults, identities, hosts, subscribers, faultSpecs, topics                multiFlag
 }
 
 func (f *emulatorFlags) register(fs *flag.FlagSet) {
@@ -68,6 +68,7 @@ func (f *emulatorFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.tokenLifetime, "token-lifetime", time.Hour, "lifetime of issued access tokens")
 	fs.Var(&f.hosts, "host", "extra `NAME` for the TLS certificate (repeatable; 127.0.0.1, localhost and *.localhost are always included)")
 	fs.Var(&f.subscribers, "subscriber", "deliver vault events to `URL[,schema=cloudevents][,types=T1|T2]` (repeatable)")
+	fs.Var(&f.topics, "topic", "serve an Event Grid topic for outcome events: `NAME[:KEY]` at https://127.0.0.1:PORT/topics/NAME/api/events (repeatable; the key is optional, emulator tokens are always accepted)")
 	fs.DurationVar(&f.nearExpiry, "near-expiry", 30*24*time.Hour, "SecretNearExpiry lead time")
 	fs.DurationVar(&f.scanInterval, "scan-interval", time.Second, "how often expiry events are checked")
 	fs.IntVar(&f.writeLimit, "write-limit", 300, "secret writes allowed per vault per --limit-window (Azure: 300)")
@@ -180,6 +181,10 @@ func (f *emulatorFlags) config(stderr io.Writer) (emulator.Config, error) {
 			return cfg, fmt.Errorf("--identity %q: %w", spec, err)
 		}
 		cfg.Identities = append(cfg.Identities, id)
+	}
+	for _, spec := range f.topics {
+		name, key, _ := strings.Cut(spec, ":")
+		cfg.Topics = append(cfg.Topics, emulator.TopicConfig{Name: name, Key: key})
 	}
 	for i, spec := range f.subscribers {
 		sub, err := parseSubscriber(spec, i)
@@ -309,6 +314,9 @@ func printBanner(w io.Writer, srv *emulator.Server, cfg emulator.Config) {
 	if cfg.NoAuth {
 		fmt.Fprintln(w, "no-auth mode: plain HTTP, pass a nil credential to azsecrets.NewClient")
 		return
+	}
+	for _, t := range cfg.Topics {
+		fmt.Fprintf(w, "  Event Grid topic %s: %s\n", t.Name, srv.TopicEndpoint(t.Name))
 	}
 	fmt.Fprintf(w, "CA certificate: %s\n", cfg.CACertFile)
 	fmt.Fprintln(w, "Environment for the Azure SDK (managed identity):")

@@ -66,11 +66,19 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		logger.Warn("AzureWebJobsStorage is not set: rotations are serialised in this process only; run a single instance")
 	}
 	progress := &progressPublisher{}
+	pubs := publishers{progress}
+	if s.EventTopic != "" {
+		tp, err := newTopicPublisher(s, cred, vaults, logger)
+		if err != nil {
+			return nil, err
+		}
+		pubs = append(pubs, tp)
+	}
 	eng, err := rotation.New(rotation.Config{
 		Vaults:        vaults,
 		Logger:        logger,
 		Locker:        locker,
-		Publisher:     progress,
+		Publisher:     pubs,
 		VerifyTimeout: s.VerifyTimeout,
 		Concurrency:   s.SweepConcurrency,
 		Defaults:      rotation.Defaults{Validity: s.DefaultValidity, Grace: s.DefaultGrace, NearExpiryLead: s.NearExpiryLead},
