@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,42 +16,15 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 )
-
-// keyDir is shared by the emulators of this test binary: one CA and one token-signing key, so that
-// the process-wide token cache of azidentity's managed identity never holds a token that a later
-// emulator on a reused port would reject.
-var keyDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kvemu-keys-")
-	if err != nil {
-		panic(err)
-	}
-	keyDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 func asResponseError(err error, re **azcore.ResponseError) bool { return errors.As(err, re) }
 
 // start runs an emulator with one vault "myvault" (plus what mutate changes) for the test's lifetime.
 func start(t testing.TB, mutate func(*emulator.Config)) *emulator.Server {
 	t.Helper()
-	cfg := emulator.Config{Addr: "127.0.0.1:0", KeyDir: keyDir, Vaults: []emulator.VaultConfig{{Name: "myvault"}}}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := emulator.New(cfg)
-	if err != nil {
-		t.Fatalf("emulator.New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return emulatortest.Start(t, mutate)
 }
 
 // managedIdentity returns the real azidentity ManagedIdentityCredential, pointed at the emulator's

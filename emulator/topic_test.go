@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/azeventgrid"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 )
 
 const topicKey = "dG9waWMta2V5LWZvci10ZXN0cy1vbmx5LTAxMjM0NTY3ODk="
@@ -492,13 +493,13 @@ func TestTopicConfigValidation(t *testing.T) {
 		"slash in name": {{Name: "a/b"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := emulator.New(emulator.Config{KeyDir: keyDir, Vaults: []emulator.VaultConfig{{Name: "myvault"}}, Topics: topics})
+			_, err := emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(), Vaults: []emulator.VaultConfig{{Name: "myvault"}}, Topics: topics})
 			if err == nil || !strings.Contains(err.Error(), "topic") {
 				t.Fatalf("New accepted %+v: %v", topics, err)
 			}
 		})
 	}
-	if _, err := emulator.New(emulator.Config{KeyDir: keyDir, Vaults: []emulator.VaultConfig{{Name: "myvault"}},
+	if _, err := emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(), Vaults: []emulator.VaultConfig{{Name: "myvault"}},
 		Topics: []emulator.TopicConfig{{Name: "a-b-" + strings.Repeat("c", 46), Schema: "CloudEvents"}}}); err != nil {
 		t.Fatalf("valid topic rejected: %v", err)
 	}

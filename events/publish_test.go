@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -20,25 +19,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/events"
 	"github.com/kvrotator/kvrotator/rotation"
 )
-
-// keyDir is shared by this binary's emulators: one CA and one token-signing key, because azidentity
-// caches managed-identity tokens process-wide per resource, and a token from one emulator must stay
-// valid at the next.
-var keyDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kvevents-keys-")
-	if err != nil {
-		panic(err)
-	}
-	keyDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 const (
 	topicKey = "b3V0Y29tZXMtdG9waWMta2V5LWZvci10ZXN0cy0wMTIzNDU2Nzg5"
@@ -51,7 +35,7 @@ const (
 func startEmulator(t *testing.T, mutate func(*emulator.Config)) *emulator.Server {
 	t.Helper()
 	cfg := emulator.Config{
-		Addr: "127.0.0.1:0", KeyDir: keyDir, Vaults: []emulator.VaultConfig{{Name: "myvault"}},
+		Addr: "127.0.0.1:0", KeyDir: emulatortest.KeyDir(), Vaults: []emulator.VaultConfig{{Name: "myvault"}},
 		Topics: []emulator.TopicConfig{
 			{Name: "egtopic", Key: topicKey, Schema: emulator.EventGridSchema},
 			{Name: "cetopic", Key: topicKey, Schema: emulator.CloudEventsSchema},

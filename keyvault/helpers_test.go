@@ -19,40 +19,14 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/keyvault"
 )
-
-// keyDir is shared by every emulator of this test binary: one CA and one token-signing key, so that
-// azidentity's process-wide managed-identity token cache never holds a token a later emulator rejects.
-var keyDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kvrotator-keyvault-keys-")
-	if err != nil {
-		panic(err)
-	}
-	keyDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 // start runs an emulator with the vault "myvault" (plus what mutate changes) for the test's lifetime.
 func start(t testing.TB, mutate func(*emulator.Config)) *emulator.Server {
 	t.Helper()
-	cfg := emulator.Config{Addr: "127.0.0.1:0", KeyDir: keyDir, Vaults: []emulator.VaultConfig{{Name: "myvault"}}}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := emulator.New(cfg)
-	if err != nil {
-		t.Fatalf("emulator.New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return emulatortest.Start(t, mutate)
 }
 
 // clearCredentialEnv empties every variable NewCredential or azidentity might read, so that the

@@ -8,7 +8,6 @@ package providertest
 import (
 	"context"
 	"errors"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/keyvault"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/rotation"
@@ -75,21 +75,6 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-var keyDirOnce sync.Once
-var keyDir string
-
-// sharedKeyDir gives all emulators of a test binary one CA and token key (see emulator/helpers_test.go).
-func sharedKeyDir() string {
-	keyDirOnce.Do(func() {
-		d, err := os.MkdirTemp("", "kvrotator-providertest-keys-")
-		if err != nil {
-			panic(err)
-		}
-		keyDir = d
-	})
-	return keyDir
-}
-
 // staticCredential hands the emulator's own token to the vault client: the harness tests providers,
 // not token acquisition (which the emulator and keyvault packages test with the real credentials).
 type staticCredential struct{ srv *emulator.Server }
@@ -105,7 +90,7 @@ func New(t testing.TB, name string, p providers.Provider, o *Options) *Harness {
 	if o == nil {
 		o = &Options{}
 	}
-	srv, err := emulator.New(emulator.Config{Addr: "127.0.0.1:0", KeyDir: sharedKeyDir(), DisableLimits: true,
+	srv, err := emulator.New(emulator.Config{Addr: "127.0.0.1:0", KeyDir: emulatortest.KeyDir(), DisableLimits: true,
 		Vaults: []emulator.VaultConfig{{Name: VaultName}}})
 	if err != nil {
 		t.Fatal(err)
