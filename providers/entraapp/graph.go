@@ -1,0 +1,368 @@
+package entraapp
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/google/uuid"
+	"github.com/kvrotator/kvrotator/providers"
+)
+
+// GraphService is the cloud.Configuration service key for Microsoft Graph. azcore's clouds do not
+// describe Graph; add this entry to the cloud configuration given to providers.SetAzure to point
+// the provider at another Graph endpoint (a national cloud not listed below, a test server). The
+// audience defaults to the endpoint.
+const GraphService cloud.ServiceName = "microsoftGraph"
+
+// graphByAuthority is Microsoft Graph's endpoint for each cloud, by the cloud's Entra authority host.
+// (US Government DoD uses https://dod-graph.microsoft.us with the same authority as L4: set
+// GraphService for it.)
+var graphByAuthority = map[string]string{
+	"login.microsoftonline.com": "https://graph.microsoft.com",
+	"login.microsoftonline.us":  "https://graph.microsoft.us",
+	"login.chinacloudapi.cn":    "https://microsoftgraph.chinacloudapi.cn",
+}
+
+// Limits of what the provider reads.
+const (
+	maxResponseBytes = 1 << 20   // an application with every password it can hold is far smaller
+	maxSecretBytes   = 25 * 1024 // a value must fit in a Key Vault secret
+	userAgent        = "kvrotator-entra-app/1"
+	jsonType         = "application/json"
+)
+
+// client is one call's view of the environment: kvrotator's own credential and where Graph and the
+// token endpoint are.
+type client struct {
+	cred      azcore.TokenCredential
+	send      policy.Transporter
+	graph     string // Graph's base URL, without a trailing slash and without the version
+	scope     string // the Graph token scope: audience + "/.default"
+	authority string // the Entra authority host, without a trailing slash
+	timeout   time.Duration
+	now       func() time.Time
+}
+
+// graphURL is the v1.0 URL of path (which starts with "/").
+func (c *client) graphURL(path string) string { return c.graph + "/v1.0" + path }
+
+// response is an answer whose status the caller handles.
+type response struct {
+	status  int
+	header  http.Header
+	body    []byte
+	tooLong bool
+}
+
+// call is one HTTP request: to Graph with kvrotator's bearer token, or a form post to the token
+// endpoint.
+type call struct {
+	op      string
+	method  string
+	url     string // without the query
+	query   string
+	json    any        // Graph body, or nil
+	form    url.Values // token endpoint body, or nil
+	bearer  bool       // send kvrotator's Graph token
+	secrets []string   // redacted from anything the service says back
+}
+
+func (c call) fail(status int, reason string, cause error) *Error {
+	return &Error{Op: c.op, Method: c.method, URL: c.url, Status: status, Reason: reason, Err: cause, sent: status != 0}
+}
+
+// do sends c and returns whatever status came back; only a failure to get a response is an error:
+// transient for timeouts, resets and refusals, permanent for untrusted certificates.
+func (cl *client) do(ctx context.Context, c call) (*response, error) {
+	var body io.Reader
+	contentType := ""
+	switch {
+	case c.json != nil:
+		b, err := json.Marshal(c.json)
+		if err != nil {
+			return nil, providers.Permanent(c.fail(0, "encoding the request", err))
+		}
+		body, contentType = bytes.NewReader(b), jsonType
+	case c.form != nil:
+		body, contentType = strings.NewReader(c.form.Encode()), "application/x-www-form-urlencoded"
+	}
+	callCtx, cancel := context.WithTimeout(ctx, cl.timeout)
+	defer cancel()
+	target := c.url
+	if c.query != "" {
+		target += "?" + c.query
+	}
+	req, err := http.NewRequestWithContext(callCtx, c.method, target, body)
+	if err != nil {
+		return nil, providers.Permanent(c.fail(0, "building the request", err))
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", jsonType)
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("client-request-id", uuid.NewString()) // Graph and Entra log it with the request
+	if c.bearer {
+		tok, err := cl.cred.GetToken(callCtx, policy.TokenRequestOptions{Scopes: []string{cl.scope}})
+		if err != nil {
+			return nil, c.fail(0, "kvrotator could not get its own Microsoft Graph token (scope "+cl.scope+")", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+	}
+	resp, err := cl.send.Do(req)
+	if err != nil {
+		e := c.fail(0, "", nil)
+		e.sent = true
+		return nil, transportError(ctx, callCtx, cl.timeout, e, err)
+	}
+	defer resp.Body.Close()
+	r := &response{status: resp.StatusCode, header: resp.Header}
+	r.body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, transportError(ctx, callCtx, cl.timeout, c.fail(resp.StatusCode, "reading the response", nil), err)
+	}
+	if len(r.body) > maxResponseBytes {
+		r.body, r.tooLong = nil, true
+	}
+	return r, nil
+}
+
+// transportError classifies a failure to get (or read) a response: a certificate the client does not
+// trust needs a person and is permanent; timeouts, resets and refusals are transient.
+func transportError(ctx, callCtx context.Context, timeout time.Duration, e *Error, err error) error {
+	var certErr *tls.CertificateVerificationError
+	var netErr net.Error
+	switch {
+	case ctx.Err() != nil:
+		e.Reason, e.Err = "stopped by the caller", ctx.Err()
+		return e
+	case errors.Is(callCtx.Err(), context.DeadlineExceeded):
+		e.Reason, e.Err = fmt.Sprintf("no answer within %v", timeout), context.DeadlineExceeded
+		return e
+	case errors.As(err, &certErr):
+		e.Reason, e.Err = "the server's TLS certificate is not trusted", err
+		return providers.Permanent(e)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		e.Reason, e.Err = "timed out", err
+		return e
+	default:
+		e.Reason, e.Err = "no response", err
+		return e
+	}
+}
+
+// graphErrorBody is Graph's error shape: {"error":{"code","message","innerError":{"request-id",…}}}.
+type graphErrorBody struct {
+	Error struct {
+		Code       string `json:"code"`
+		Message    string `json:"message"`
+		InnerError struct {
+			RequestID string `json:"request-id"`
+		} `json:"innerError"`
+	} `json:"error"`
+}
+
+// graphFailure describes a Graph answer that is not a success. It is classified by status: 408, 429
+// and 5xx are transient (with Retry-After); 401 and 403 name what kvrotator's identity lacks; the
+// rest are permanent. Callers handle 404 themselves before asking.
+func (cl *client) graphFailure(c call, r *response) error {
+	e := c.fail(r.status, "", nil)
+	e.Retry = parseRetryAfter(r.header.Get("Retry-After"), cl.now())
+	e.RequestID = r.header.Get("request-id")
+	var body graphErrorBody
+	if !r.tooLong && isJSON(r.header) && json.Unmarshal(r.body, &body) == nil {
+		e.Code = sanitize(body.Error.Code, c.secrets...)
+		e.Message = sanitize(body.Error.Message, c.secrets...)
+		if id := sanitize(body.Error.InnerError.RequestID); id != "" {
+			e.RequestID = id
+		}
+	}
+	e.RequestID = sanitize(e.RequestID)
+	switch s := r.status; {
+	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
+		e.Reason = "Microsoft Graph is busy or unavailable; will retry"
+		return e
+	case s == http.StatusUnauthorized:
+		e.Reason = "Microsoft Graph rejected kvrotator's token: check that the cloud configuration's Graph endpoint and audience match (" + cl.scope + ")"
+	case s == http.StatusForbidden:
+		e.Reason = "kvrotator's identity may not change this application's passwords: it needs the Microsoft Graph application permission Application.ReadWrite.OwnedBy (and must be an owner of the app) or Application.ReadWrite.All"
+	case s >= 300 && s < 400:
+		e.Reason = "redirects are not followed"
+	case s >= 200 && s < 300:
+		e.Reason = "unexpected success status"
+	default:
+		e.Reason = "Microsoft Graph refused the request"
+	}
+	return providers.Permanent(e)
+}
+
+// malformed is a success answer that breaks Graph's documented shape: permanent, since it does not
+// fix itself.
+func malformed(c call, r *response, reason string) error {
+	e := c.fail(r.status, "response breaks the documented shape: "+reason, nil)
+	e.RequestID = sanitize(r.header.Get("request-id"))
+	return providers.Permanent(e)
+}
+
+// isJSON reports whether the response says its body is JSON.
+func isJSON(h http.Header) bool {
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	return err == nil && (mt == jsonType || strings.HasSuffix(mt, "+json"))
+}
+
+// decode reads a success body into v, or says what is wrong without quoting the body.
+func decode(r *response, v any) string {
+	switch {
+	case r.tooLong:
+		return fmt.Sprintf("body exceeds %d KiB", maxResponseBytes>>10)
+	case !isJSON(r.header):
+		return fmt.Sprintf("Content-Type is %q, want %s", r.header.Get("Content-Type"), jsonType)
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return fmt.Sprintf("body is not valid JSON (at byte %d)", se.Offset)
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Sprintf("field %q has the wrong type", te.Field)
+		}
+		return "body is not the expected JSON object"
+	}
+	return ""
+}
+
+// passwordCredential is Graph's passwordCredential resource. SecretText is set only in addPassword's
+// answer; listings return null.
+type passwordCredential struct {
+	KeyID         string     `json:"keyId"`
+	DisplayName   *string    `json:"displayName"`
+	SecretText    *string    `json:"secretText"`
+	StartDateTime *time.Time `json:"startDateTime"`
+	EndDateTime   *time.Time `json:"endDateTime"`
+}
+
+// application is what the provider reads of Graph's application resource.
+type application struct {
+	ID                  string               `json:"id"`
+	AppID               string               `json:"appId"`
+	PasswordCredentials []passwordCredential `json:"passwordCredentials"`
+}
+
+// getApplication reads the application's id, appId and passwords. 404 is a ConfigError naming the tag
+// that addressed it.
+func (cl *client) getApplication(ctx context.Context, cfg config) (application, error) {
+	c := call{op: "read application", method: http.MethodGet, url: cl.graphURL(cfg.appPath()),
+		query: "$select=id,appId,passwordCredentials", bearer: true}
+	r, err := cl.do(ctx, c)
+	if err != nil {
+		return application{}, err
+	}
+	switch r.status {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		tag, value := cfg.appRef()
+		return application{}, providers.ConfigErrorf(tag, value,
+			"Microsoft Graph has no such application in kvrotator's tenant, or kvrotator's identity cannot see it (with Application.ReadWrite.OwnedBy it must be an owner of the app)")
+	default:
+		return application{}, cl.graphFailure(c, r)
+	}
+	var app application
+	if reason := decode(r, &app); reason != "" {
+		return application{}, malformed(c, r, reason)
+	}
+	switch {
+	case !isGUID(app.ID):
+		return application{}, malformed(c, r, "id is not a GUID")
+	case !isGUID(app.AppID):
+		return application{}, malformed(c, r, "appId is not a GUID")
+	}
+	return app, nil
+}
+
+// addPassword asks Graph for a new password on the application. Its answer is the only time Graph
+// ever returns the secret text.
+func (cl *client) addPassword(ctx context.Context, objectID, displayName string, end time.Time) (passwordCredential, error) {
+	type body struct {
+		PasswordCredential struct {
+			DisplayName string `json:"displayName"`
+			EndDateTime string `json:"endDateTime"`
+		} `json:"passwordCredential"`
+	}
+	var b body
+	b.PasswordCredential.DisplayName = displayName
+	b.PasswordCredential.EndDateTime = end.UTC().Format(time.RFC3339)
+	c := call{op: "addPassword", method: http.MethodPost, url: cl.graphURL("/applications/" + objectID + "/addPassword"),
+		json: b, bearer: true}
+	r, err := cl.do(ctx, c)
+	if err != nil {
+		return passwordCredential{}, err
+	}
+	if r.status != http.StatusOK && r.status != http.StatusCreated {
+		err := cl.graphFailure(c, r)
+		if r.status == http.StatusBadRequest {
+			var e *Error
+			if errors.As(err, &e) {
+				e.Reason = "Microsoft Graph refused to add the password (a tenant app-management policy may forbid client secrets or cap their lifetime, see " +
+					TagLifetime + "; apps for personal Microsoft accounts and Azure AD B2C hold at most 2 passwords)"
+			}
+		}
+		return passwordCredential{}, err
+	}
+	var pw passwordCredential
+	if reason := decode(r, &pw); reason != "" {
+		return passwordCredential{}, malformed(c, r, reason)
+	}
+	switch {
+	case !isGUID(pw.KeyID):
+		return passwordCredential{}, malformed(c, r, "keyId is not a GUID")
+	case pw.SecretText == nil || *pw.SecretText == "":
+		return passwordCredential{}, malformed(c, r, "secretText is missing")
+	case len(*pw.SecretText) > maxSecretBytes:
+		return passwordCredential{}, malformed(c, r, "secretText does not fit in a Key Vault secret")
+	}
+	return pw, nil
+}
+
+// removePassword removes keyID from the application at appPath. 404, and a 400 that says the password
+// does not exist, mean it is already gone: success.
+func (cl *client) removePassword(ctx context.Context, appPath, keyID string) error {
+	c := call{op: "removePassword", method: http.MethodPost, url: cl.graphURL(appPath + "/removePassword"),
+		json: map[string]string{"keyId": keyID}, bearer: true}
+	r, err := cl.do(ctx, c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.status == http.StatusNoContent || r.status == http.StatusOK:
+		return nil
+	case r.status == http.StatusNotFound:
+		return nil
+	case r.status == http.StatusBadRequest && saysNoSuchPassword(r):
+		return nil
+	}
+	return cl.graphFailure(c, r)
+}
+
+// saysNoSuchPassword reports whether a Graph error says the password does not exist.
+func saysNoSuchPassword(r *response) bool {
+	var body graphErrorBody
+	if r.tooLong || json.Unmarshal(r.body, &body) != nil {
+		return false
+	}
+	return strings.Contains(strings.ToLower(body.Error.Message), "no password credential found")
+}

@@ -1,0 +1,145 @@
+package entraapp_test
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/entraapp"
+	"github.com/kvrotator/kvrotator/providers/entraapp/graphtest"
+)
+
+const (
+	idemKey       = "kvr-0123456789abcdef"
+	initialSecret = "INITIALSECRET~must.never-leak-7c1e"
+	graphAudience = "https://graph.microsoft.com"
+)
+
+// fixture is a local Graph + token endpoint with one application that holds one hand-made password.
+type fixture struct {
+	srv       *graphtest.Server
+	objectID  string
+	appID     string
+	initialID string // keyId of the password the current version holds
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	srv := graphtest.NewServer()
+	t.Cleanup(srv.Close)
+	f := &fixture{srv: srv}
+	f.objectID, f.appID = srv.AddApp()
+	f.initialID = srv.SeedPassword(f.objectID, "set up by hand", initialSecret, time.Now().AddDate(0, 0, 20))
+	return f
+}
+
+// azure is kvrotator's environment pointed at the fixture: its own credential, a cloud whose authority
+// and Graph endpoint are the local server, and a transport that trusts its certificate.
+func (f *fixture) azure() providers.Azure {
+	return providers.Azure{
+		Credential: f.srv.Credential(),
+		Cloud: cloud.Configuration{
+			ActiveDirectoryAuthorityHost: f.srv.URL + "/",
+			Services:                     map[cloud.ServiceName]cloud.ServiceConfiguration{entraapp.GraphService: {Endpoint: f.srv.URL, Audience: graphAudience}},
+		},
+		Transport: f.srv.Client(),
+	}
+}
+
+// provider is an entra-app provider for the fixture, with a short replication delay for tests.
+func (f *fixture) provider(opts ...entraapp.Option) *entraapp.Provider {
+	return entraapp.New(append([]entraapp.Option{entraapp.WithAzure(f.azure()), entraapp.WithReplicationDelay(50 * time.Millisecond),
+		entraapp.WithTimeout(5 * time.Second)}, opts...)...)
+}
+
+// request is what the engine sends for a secret that holds the initial password.
+func (f *fixture) request() providers.Request {
+	return providers.Request{
+		Vault: "myvault", Secret: "app-secret", Version: "v1",
+		Current: providers.NewValue(initialSecret), CredentialID: f.initialID,
+		Params: providers.Params{
+			"rotation-provider":  entraapp.Name,
+			"CredentialId":       f.initialID,
+			entraapp.TagAddress:  f.objectID,
+			entraapp.TagTenant:   f.srv.TenantID,
+			"ValidityPeriodDays": "90",
+		},
+		IdempotencyKey: idemKey,
+		Now:            time.Now(),
+	}
+}
+
+// after is the request the sweep sends once the version holding cred is the latest.
+func after(req providers.Request, cred providers.Credential) providers.Request {
+	req.CredentialID = cred.CredentialID
+	req.Params = maps.Clone(req.Params)
+	req.Params["CredentialId"] = cred.CredentialID
+	return req
+}
+
+// kvrotatorPasswords are the application's passwords named for key.
+func (f *fixture) kvrotatorPasswords(key string) []graphtest.Password {
+	var out []graphtest.Password
+	for _, p := range f.srv.Passwords(f.objectID) {
+		if p.DisplayName == entraapp.DisplayName(key) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// keyIDs lists the application's password keyIds.
+func (f *fixture) keyIDs() []string {
+	var ids []string
+	for _, p := range f.srv.Passwords(f.objectID) {
+		ids = append(ids, p.KeyID)
+	}
+	return ids
+}
+
+// clean fails if err's text holds the initial secret, kvrotator's Graph token, or any secret the
+// server issued.
+func (f *fixture) clean(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	noSecrets(t, f.srv, err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err))
+}
+
+func noSecrets(t *testing.T, srv *graphtest.Server, texts ...string) {
+	t.Helper()
+	secrets := append([]string{initialSecret, srv.GraphToken}, srv.Issued()...)
+	for _, text := range texts {
+		for _, s := range secrets {
+			if s != "" && strings.Contains(text, s) {
+				t.Fatalf("a secret leaked into %q", text)
+			}
+		}
+	}
+}
+
+// graphError returns the *entraapp.Error in err, failing if there is none.
+func graphError(t *testing.T, err error) *entraapp.Error {
+	t.Helper()
+	var e *entraapp.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T) holds no *entraapp.Error", err, err)
+	}
+	return e
+}
+
+// configError returns the *providers.ConfigError in err, failing if there is none.
+func configError(t *testing.T, err error) *providers.ConfigError {
+	t.Helper()
+	var ce *providers.ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T) holds no *providers.ConfigError", err, err)
+	}
+	return ce
+}
