@@ -1,0 +1,441 @@
+package sendgrid_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvrotator/kvrotator/internal/providertest"
+	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/sendgrid"
+	"github.com/kvrotator/kvrotator/providers/sendgrid/sendgridtest"
+	"github.com/kvrotator/kvrotator/rotation"
+)
+
+// End to end: the real engine, the keyvault adapter and the Key Vault emulator over HTTPS, the provider,
+// and the local SendGrid API.
+
+// e2e is a vault holding the admin key and the app's key, and the SendGrid account they belong to.
+type e2e struct {
+	*fixture
+	h       *providertest.Harness
+	version string // the app secret's first version
+}
+
+// newE2E seeds the vault: the admin key, and the app's key due for rotation (expires in 5 days, inside
+// the 30-day near-expiry window) with a 1-hour grace period. extra changes tags ("" deletes one).
+func newE2E(t *testing.T, o *providertest.Options, extra ...string) *e2e {
+	t.Helper()
+	f := newFixture(t)
+	h := providertest.New(t, sendgrid.Name, sendgrid.New(), o)
+	h.Seed(adminSecret, f.admin.Value, nil, 365*24*time.Hour)
+	tags := map[string]string{
+		"rotation-provider":     sendgrid.Name,
+		sendgrid.TagAdminSecret: adminSecret,
+		sendgrid.TagAPIURL:      f.srv.URL,
+		"CredentialId":          f.current.ID,
+		"rotation-grace-hours":  "1",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		if extra[i+1] == "" {
+			delete(tags, extra[i])
+			continue
+		}
+		tags[extra[i]] = extra[i+1]
+	}
+	v := h.Seed(secretName, f.current.Value, tags, 5*24*time.Hour)
+	return &e2e{fixture: f, h: h, version: v}
+}
+
+// keyName is the name of the key a rotation of the first version creates.
+func (e *e2e) keyName() string {
+	return sendgrid.KeyName(secretName, rotation.IdempotencyKey(providertest.VaultName, secretName, e.version))
+}
+
+// kvrotatorKeys are the live keys the provider made.
+func (e *e2e) kvrotatorKeys() []sendgridtest.Key {
+	var out []sendgridtest.Key
+	for _, k := range e.srv.Keys() {
+		if strings.HasPrefix(k.Name, sendgrid.NamePrefix) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// allKeys are every key value that exists or existed in the account, for the no-leak checks.
+func (e *e2e) allKeys(more ...string) []string {
+	out := e.secrets(more...)
+	for _, k := range e.srv.Keys() {
+		out = append(out, k.Value)
+	}
+	return out
+}
+
+// cleanOutcome fails if an outcome (its reason, its error, its JSON event) contains a key.
+func cleanOutcome(t *testing.T, o rotation.Outcome, secrets ...string) {
+	t.Helper()
+	js, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean(t, errors.New(o.Reason), secrets...)
+	clean(t, errors.New(string(js)), secrets...)
+	clean(t, o.Err, secrets...)
+}
+
+// wantRotated checks that the vault's latest version holds a working new key with the old key's scopes,
+// named for the idempotency key of the first version, and that the old key still works (grace).
+func (e *e2e) wantRotated(t *testing.T, o rotation.Outcome) sendgridtest.Key {
+	t.Helper()
+	if o.Kind != rotation.KindRotated {
+		t.Fatalf("outcome %s (%s): %s", o.Kind, o.Class, o.Reason)
+	}
+	cleanOutcome(t, o, e.allKeys()...)
+	latest := e.h.Latest(secretName)
+	id := latest.Tags["CredentialId"]
+	k, ok := e.srv.Key(id)
+	switch {
+	case !ok || k.Value != latest.Value.Reveal():
+		t.Fatal("the vault's latest version does not hold the key its CredentialId names")
+	case !e.srv.Works(latest.Value.Reveal()):
+		t.Fatal("the vault's key does not work")
+	case k.Name != e.keyName():
+		t.Errorf("new key named %q, want %q", k.Name, e.keyName())
+	case strings.Join(k.Scopes, ",") != strings.Join(appScopes, ","):
+		t.Errorf("new key's scopes %v, want %v", k.Scopes, appScopes)
+	case !e.srv.Works(e.current.Value):
+		t.Error("the old key stopped working before its grace period")
+	}
+	if n := len(e.kvrotatorKeys()); n != 1 {
+		t.Errorf("%d keys made by kvrotator are live, want 1", n)
+	}
+	if n := e.h.Versions(secretName); n != 2 {
+		t.Errorf("%d versions, want 2", n)
+	}
+	return k
+}
+
+// wantUnchanged checks that the vault still holds only the first version, and that no kvrotator key is
+// live at SendGrid.
+func (e *e2e) wantUnchanged(t *testing.T) {
+	t.Helper()
+	if n := e.h.Versions(secretName); n != 1 {
+		t.Errorf("%d versions, want 1: the vault changed", n)
+	}
+	if latest := e.h.Latest(secretName); latest.Value.Reveal() != e.current.Value || latest.Version != e.version {
+		t.Error("the vault's latest version changed")
+	}
+	if keys := e.kvrotatorKeys(); len(keys) != 0 {
+		t.Errorf("%d keys made by kvrotator are live: orphans", len(keys))
+	}
+}
+
+func TestEndToEndTriggers(t *testing.T) {
+	for _, trigger := range []string{"event", "sweep", "manual"} {
+		t.Run(trigger, func(t *testing.T) {
+			e := newE2E(t, nil)
+			var o rotation.Outcome
+			switch trigger {
+			case "event":
+				o = e.h.Event(secretName, e.version)
+			case "sweep":
+				rep := e.h.Sweep()
+				if len(rep.Outcomes) != 1 {
+					t.Fatalf("sweep outcomes %+v", rep.Outcomes)
+				}
+				o = rep.Outcomes[0]
+			case "manual":
+				o = e.h.Manual(secretName, false)
+			}
+			e.wantRotated(t, o)
+
+			// The same event again: the work is done, nothing changes.
+			if o := e.h.Event(secretName, e.version); o.Kind != rotation.KindSkipped {
+				t.Errorf("redelivered event: %s %s", o.Kind, o.Reason)
+			}
+			if e.srv.Created() != 1 || e.h.Versions(secretName) != 2 {
+				t.Error("the redelivered event created something")
+			}
+		})
+	}
+}
+
+func TestEndToEndDryRunChangesNothing(t *testing.T) {
+	e := newE2E(t, nil)
+	o := e.h.Manual(secretName, true)
+	if o.Kind != rotation.KindPlanned || !strings.Contains(o.Reason, "revoke credential "+e.current.ID) {
+		t.Fatalf("dry run: %s %s", o.Kind, o.Reason)
+	}
+	rep := e.h.Engine.Sweep(t.Context(), rotation.TriggerTimer, true)
+	if len(rep.Outcomes) != 1 || rep.Outcomes[0].Kind != rotation.KindPlanned {
+		t.Fatalf("dry-run sweep: %+v", rep.Outcomes)
+	}
+	e.wantUnchanged(t)
+	if n := len(e.srv.Requests()); n != 0 {
+		t.Errorf("the dry run made %d calls to SendGrid", n)
+	}
+}
+
+func TestEndToEndInterruptedRotationConverges(t *testing.T) {
+	for _, step := range []providertest.Step{providertest.AfterCreate, providertest.AfterVerify} {
+		for _, resume := range []string{"event", "sweep"} {
+			t.Run(string(step)+"/"+resume, func(t *testing.T) {
+				e := newE2E(t, nil)
+				if o := e.h.RotateInterrupted(secretName, e.version, step); o.Kind != rotation.KindFailed {
+					t.Fatalf("interrupted rotation: %s %s", o.Kind, o.Reason)
+				}
+				if e.h.Versions(secretName) != 1 {
+					t.Fatal("the interrupted rotation wrote a version")
+				}
+				if len(e.srv.Named(e.keyName())) != 1 {
+					t.Fatal("the interrupted rotation left no key behind: the test proves nothing")
+				}
+				var o rotation.Outcome
+				if resume == "event" {
+					o = e.h.Event(secretName, e.version)
+				} else {
+					rep := e.h.Sweep()
+					if len(rep.Outcomes) != 1 {
+						t.Fatalf("sweep outcomes %+v", rep.Outcomes)
+					}
+					o = rep.Outcomes[0]
+				}
+				k := e.wantRotated(t, o)
+				if named := e.srv.Named(e.keyName()); len(named) != 1 || named[0].ID != k.ID {
+					t.Errorf("%d keys for the idempotency key, want exactly the vault's", len(named))
+				}
+				if e.srv.Created() != 2 {
+					t.Errorf("%d keys created, want 2 (the interrupted one, deleted, and the vault's)", e.srv.Created())
+				}
+			})
+		}
+	}
+}
+
+func TestEndToEndOldKeyRevokedAfterGrace(t *testing.T) {
+	for _, interrupted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("interrupted=%v", interrupted), func(t *testing.T) {
+			e := newE2E(t, nil)
+			rep := e.h.Sweep()
+			if len(rep.Outcomes) != 1 {
+				t.Fatalf("sweep outcomes %+v", rep.Outcomes)
+			}
+			k := e.wantRotated(t, rep.Outcomes[0])
+
+			// Within the grace period: the old key stays.
+			e.h.Clock.Advance(30 * time.Minute)
+			if rep := e.h.Sweep(); len(rep.Outcomes) != 0 {
+				t.Fatalf("sweep within the grace period: %+v", rep.Outcomes)
+			}
+			if !e.srv.Works(e.current.Value) {
+				t.Fatal("the old key was deleted within the grace period")
+			}
+
+			e.h.Clock.Advance(time.Hour)
+			if interrupted {
+				e.h.SweepInterrupted() // deleted at SendGrid, not recorded in the vault
+				if _, live := e.srv.Key(e.current.ID); live {
+					t.Fatal("the interrupted sweep did not delete the old key")
+				}
+			}
+			rep = e.h.Sweep()
+			if len(rep.Outcomes) != 1 || rep.Outcomes[0].Kind != rotation.KindRevoked {
+				t.Fatalf("sweep after the grace period: %+v", rep.Outcomes)
+			}
+			cleanOutcome(t, rep.Outcomes[0], e.allKeys(e.current.Value)...)
+			if _, live := e.srv.Key(e.current.ID); live {
+				t.Error("the old key is still live")
+			}
+			if latest := e.h.Latest(secretName); !e.srv.Works(latest.Value.Reveal()) || latest.Tags["CredentialId"] != k.ID {
+				t.Error("the vault's key was touched")
+			}
+			if rep := e.h.Sweep(); len(rep.Outcomes) != 0 {
+				t.Errorf("revocation not recorded: %+v", rep.Outcomes)
+			}
+		})
+	}
+}
+
+func TestEndToEndBadTags(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change []string
+		tag    string
+	}{
+		{"admin secret tag missing", []string{sendgrid.TagAdminSecret, ""}, sendgrid.TagAdminSecret},
+		{"plain http to a remote host", []string{sendgrid.TagAPIURL, "http://api.sendgrid.com"}, sendgrid.TagAPIURL},
+		{"bad scopes", []string{sendgrid.TagScopes, "mail.send,,alerts.read"}, sendgrid.TagScopes},
+		{"misspelt tag", []string{"sendgrid-admin-secrte", adminSecret}, "sendgrid-admin-secrte"},
+		{"no CredentialId, no scopes", []string{"CredentialId", ""}, sendgrid.TagScopes},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newE2E(t, nil, tc.change...)
+			for _, dry := range []bool{true, false} {
+				o := e.h.Manual(secretName, dry)
+				if o.Kind != rotation.KindFailed || o.Class != rotation.ClassPermanent {
+					t.Fatalf("dry=%v: %s (%s) %s", dry, o.Kind, o.Class, o.Reason)
+				}
+				var ce *providers.ConfigError
+				if !errors.As(o.Err, &ce) || !strings.Contains(o.Reason, tc.tag) {
+					t.Errorf("dry=%v: %q is not a ConfigError naming %s", dry, o.Reason, tc.tag)
+				}
+				cleanOutcome(t, o, e.allKeys()...)
+			}
+			e.wantUnchanged(t)
+			if n := len(e.srv.Requests()); n != 0 {
+				t.Errorf("%d calls to SendGrid with a bad policy", n)
+			}
+		})
+	}
+}
+
+func TestEndToEndAdminSecretMissingFromTheVault(t *testing.T) {
+	e := newE2E(t, nil, sendgrid.TagAdminSecret, "no-such-secret")
+	o := e.h.Event(secretName, e.version)
+	if o.Kind != rotation.KindFailed || o.Class != rotation.ClassPermanent || !strings.Contains(o.Reason, `"no-such-secret"`) {
+		t.Fatalf("%s (%s) %s", o.Kind, o.Class, o.Reason)
+	}
+	e.wantUnchanged(t)
+}
+
+func TestEndToEndIssuerRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		scopes []string // the admin key's; nil: a key SendGrid does not know
+		reason string
+	}{
+		{"admin key lacks api_keys.create", []string{"api_keys.read", "api_keys.delete"}, "lacks api_keys.create"},
+		{"admin key unknown", nil, "does not accept the admin key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newE2E(t, nil, sendgrid.TagAdminSecret, "weak-admin")
+			weak := "SG.UnknownAdminKey000000000.unknownsecretunknownsecretunknownsecret0"
+			if tc.scopes != nil {
+				weak = e.srv.AddKey("weak admin", tc.scopes...).Value
+			}
+			e.h.Seed("weak-admin", weak, nil, 365*24*time.Hour)
+			for _, o := range []rotation.Outcome{e.h.Event(secretName, e.version), e.h.Manual(secretName, false)} {
+				if o.Kind != rotation.KindFailed || o.Class != rotation.ClassPermanent || !strings.Contains(o.Reason, tc.reason) {
+					t.Fatalf("%s (%s) %s", o.Kind, o.Class, o.Reason)
+				}
+				cleanOutcome(t, o, e.allKeys(weak)...)
+			}
+			e.wantUnchanged(t)
+		})
+	}
+}
+
+func TestEndToEndIssuerDown(t *testing.T) {
+	t.Run("unreachable", func(t *testing.T) {
+		e := newE2E(t, nil)
+		e.srv.Close()
+		o := e.h.Event(secretName, e.version)
+		if o.Kind != rotation.KindFailed || o.Class != rotation.ClassTransient {
+			t.Fatalf("%s (%s) %s", o.Kind, o.Class, o.Reason)
+		}
+		cleanOutcome(t, o, e.allKeys()...)
+		e.wantUnchanged(t)
+	})
+	t.Run("rate-limited for a minute", func(t *testing.T) {
+		e := newE2E(t, nil)
+		e.srv.Throttle(100, time.Minute) // longer than the engine waits in-process: left to redelivery
+		start := time.Now()
+		o := e.h.Event(secretName, e.version)
+		if o.Kind != rotation.KindFailed || o.Class != rotation.ClassTransient || !strings.Contains(o.Reason, "429") {
+			t.Fatalf("%s (%s) %s", o.Kind, o.Class, o.Reason)
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Error("the engine waited out the rate-limit window in-process")
+		}
+		e.wantUnchanged(t)
+	})
+	t.Run("briefly unavailable", func(t *testing.T) {
+		e := newE2E(t, nil)
+		e.srv.FailNext(1, 503) // the engine's own retry gets through
+		e.wantRotated(t, e.h.Event(secretName, e.version))
+	})
+}
+
+func TestEndToEndPropagation(t *testing.T) {
+	e := newE2E(t, nil)
+	e.srv.SetPropagation(3)
+	e.wantRotated(t, e.h.Event(secretName, e.version))
+}
+
+func TestEndToEndKeyThatNeverWorksIsDeleted(t *testing.T) {
+	e := newE2E(t, &providertest.Options{VerifyTimeout: 300 * time.Millisecond})
+	e.srv.SetPropagation(1 << 20)
+	o := e.h.Event(secretName, e.version)
+	if o.Kind != rotation.KindFailed || o.Class != rotation.ClassTransient {
+		t.Fatalf("%s (%s) %s", o.Kind, o.Class, o.Reason)
+	}
+	cleanOutcome(t, o, e.allKeys()...)
+	e.wantUnchanged(t) // the engine revoked the unverified key: no orphan
+	if e.srv.Created() != 1 {
+		t.Errorf("%d keys created", e.srv.Created())
+	}
+}
+
+// lockedBuffer collects log output from concurrent goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The engine's own log (debug level included: every verify retry logs the provider's error) never
+// holds a key, through a rotation with propagation delays, failures, and the revocation.
+func TestEndToEndNoKeyInTheLog(t *testing.T) {
+	e := newE2E(t, nil)
+	var logged lockedBuffer
+	eng, err := rotation.New(rotation.Config{
+		Vaults:        []rotation.Vault{e.h.Vault},
+		Providers:     func(n string) (providers.Provider, bool) { return sendgrid.New(), n == sendgrid.Name },
+		Clock:         e.h.Clock,
+		Logger:        slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		VerifyTimeout: 5 * time.Second, VerifyBackoff: 20 * time.Millisecond, RetryBackoff: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.EchoKeys(true)
+	var outcomes []rotation.Outcome
+	e.srv.FailNext(1, 500)
+	e.srv.SetPropagation(3)
+	outcomes = append(outcomes, eng.HandleEvent(t.Context(), rotation.Event{Type: rotation.EventNearExpiry, Vault: providertest.VaultName, Secret: secretName, Version: e.version}))
+	if outcomes[0].Kind != rotation.KindRotated {
+		t.Fatalf("%s %s", outcomes[0].Kind, outcomes[0].Reason)
+	}
+	e.h.Clock.Advance(2 * time.Hour)
+	e.srv.Throttle(1, time.Second)
+	outcomes = append(outcomes, eng.Sweep(t.Context(), rotation.TriggerTimer, false).Outcomes...)
+	if len(outcomes) != 2 || outcomes[1].Kind != rotation.KindRevoked {
+		t.Fatalf("sweep after the grace period: %+v", outcomes[1:])
+	}
+	if !strings.Contains(logged.String(), "verify failed") || !strings.Contains(logged.String(), "[redacted]") {
+		t.Fatalf("the log holds no verify retry with SendGrid's (echoed, redacted) message: the test proves nothing\n%s", logged.String())
+	}
+	keys := e.allKeys(e.current.Value, e.h.Latest(secretName).Value.Reveal())
+	clean(t, errors.New(logged.String()), keys...)
+	for _, o := range outcomes {
+		cleanOutcome(t, o, keys...)
+	}
+}
