@@ -62,6 +62,39 @@ fi
 export KVROTATOR_AZURITE_BLOB="$AZURITE_DIR/node_modules/.bin/azurite-blob"
 export KVROTATOR_REQUIRE_AZURITE=1
 
+# PostgreSQL (providers/postgres, DESIGN.md "Real parts in tests"): only the server binaries are needed.
+# Tests start their own throwaway clusters through internal/pgtest (initdb + postgres on a free loopback
+# port, as the postgres OS user when run as root), so the package's own service is kept from starting
+# during the install by a temporary policy-rc.d (left alone if the machine already has one).
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  log "installing Debian package: postgresql (its service is not started)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  pg_policy=/usr/sbin/policy-rc.d
+  if [ -e "$pg_policy" ]; then
+    pg_policy=""
+  else
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$pg_policy" >/dev/null
+    $SUDO chmod 755 "$pg_policy"
+  fi
+  pg_status=0
+  { $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null; } || pg_status=$?
+  [ -z "$pg_policy" ] || $SUDO rm -f "$pg_policy"
+  [ "$pg_status" -eq 0 ] || { echo "installing postgresql failed" >&2; exit "$pg_status"; }
+fi
+export KVROTATOR_REQUIRE_POSTGRES=1
+
+# Chromium (the status page test, cmd/kvrotator/statuspage_test.go): Debian's package, run headless by
+# the test itself with a fresh profile and no network but loopback.
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing Debian package: chromium"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+export KVROTATOR_CHROMIUM=/usr/bin/chromium
+export KVROTATOR_REQUIRE_CHROMIUM=1
+
 log "go test -race"
 go test -race -count=1 -timeout 30m ./...
 

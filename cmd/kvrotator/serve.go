@@ -17,6 +17,7 @@ import (
 
 	// Providers register themselves by name.
 	_ "github.com/kvrotator/kvrotator/providers/entraapp"
+	_ "github.com/kvrotator/kvrotator/providers/postgres"
 	_ "github.com/kvrotator/kvrotator/providers/random"
 	_ "github.com/kvrotator/kvrotator/providers/sendgrid"
 	_ "github.com/kvrotator/kvrotator/providers/webhook"

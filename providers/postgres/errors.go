@@ -1,0 +1,90 @@
+package postgres
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/kvrotator/kvrotator/providers"
+)
+
+// Error is a failed step against the server. Errors the engine should not retry are wrapped with
+// providers.Permanent; find the Error underneath with errors.As. It never holds a password or a
+// verifier: the server's and the driver's messages name users, hosts and databases, nothing more.
+type Error struct {
+	Step   string // "create" or "verify"
+	Server string // host:port/dbname
+	User   string // the role that connected
+	// Reason says what went wrong, in kvrotator's words.
+	Reason string
+	// Code is the server's SQLSTATE, when the server answered with an error.
+	Code string
+	// Err is the cause.
+	Err error
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("postgres %s (%s as %s): %s", e.Step, e.Server, e.User, e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// SQLSTATE classes and codes (PostgreSQL documentation, appendix A) that a retry can fix: the
+// connection broke, the server is starting, shutting down or out of resources, a lock or a
+// serialization conflict. Every other error the server reports (a bad password, a missing role or
+// database, a missing privilege) is permanent.
+var transientClasses = []string{"08", "40", "53", "57", "58", "XX"}
+
+const codeInvalidPassword = "28P01"
+
+// classify wraps err in an Error and marks it permanent when retrying cannot help. In verify, a
+// rejected password is transient: a pooler or replica in front of the server may still hold the old
+// verifier for a moment (the engine retries verification until its timeout).
+func classify(step, server, user, reason string, err error) error {
+	e := &Error{Step: step, Server: server, User: user, Reason: reason, Err: err}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		e.Code = pgErr.Code
+		if step == stepVerify && pgErr.Code == codeInvalidPassword {
+			e.Reason += " (the new password is not accepted yet; will try again)"
+			return e
+		}
+		for _, class := range transientClasses {
+			if strings.HasPrefix(pgErr.Code, class) {
+				return e
+			}
+		}
+		if pgErr.Code == "55P03" { // lock_not_available
+			return e
+		}
+		return providers.Permanent(e)
+	}
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
+		return e
+	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &invalid):
+		e.Reason += " (the server's TLS certificate is not trusted: check " + TagSSLMode + ", or set PGSSLROOTCERT to the CA's file)"
+		return providers.Permanent(e)
+	case strings.Contains(err.Error(), "server refused TLS connection"):
+		e.Reason += " (the server does not offer TLS; " + TagSSLMode + "=disable is allowed only for loopback hosts)"
+		return providers.Permanent(e)
+	case strings.Contains(err.Error(), "require_auth") || strings.Contains(err.Error(), "authentication method"):
+		// The server asked for an authentication method the provider refuses (a cleartext password).
+		return providers.Permanent(e)
+	}
+	// Network errors (refused, reset, unreachable, DNS) and anything unknown: transient.
+	return e
+}
