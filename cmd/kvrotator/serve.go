@@ -16,6 +16,7 @@ import (
 	"github.com/kvrotator/kvrotator/rotation"
 
 	// Providers register themselves by name.
+	_ "github.com/kvrotator/kvrotator/providers/azurekeys"
 	_ "github.com/kvrotator/kvrotator/providers/entraapp"
 	_ "github.com/kvrotator/kvrotator/providers/postgres"
 	_ "github.com/kvrotator/kvrotator/providers/random"
