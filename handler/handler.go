@@ -42,6 +42,9 @@ type Rotator interface {
 	Rotate(ctx context.Context, req rotation.Request) rotation.Outcome
 	// Sweep checks every configured vault for secrets that are due, overdue or pending revocation.
 	Sweep(ctx context.Context, trigger rotation.Trigger, dryRun bool) rotation.SweepReport
+	// Status describes every secret of every configured vault as of at (zero: now), from list pages
+	// only (no value), overdue ones first.
+	Status(ctx context.Context, at time.Time) rotation.StatusReport
 }
 
 // Options configure New.
@@ -96,6 +99,7 @@ func New(o Options) http.Handler {
 		fnKeyVaultEvents: h.keyVaultEvents,
 		fnScheduledSweep: h.scheduledSweep,
 		fnRotateSecret:   h.rotateSecret,
+		fnRotationStatus: h.rotationStatus,
 	}
 	return h
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kvrotator/kvrotator/rotation"
 )
@@ -26,9 +27,11 @@ type fakeRotator struct {
 	events   []rotation.Event
 	requests []rotation.Request
 	sweeps   []sweepCall
+	statuses []time.Time // the at of each Status call
 
-	outcome rotation.Outcome     // HandleEvent and Rotate
-	report  rotation.SweepReport // Sweep
+	outcome rotation.Outcome      // HandleEvent and Rotate
+	report  rotation.SweepReport  // Sweep
+	status  rotation.StatusReport // Status
 
 	entered chan struct{}
 	block   chan struct{}
@@ -72,6 +75,14 @@ func (f *fakeRotator) Sweep(ctx context.Context, trigger rotation.Trigger, dryRu
 	f.mu.Unlock()
 	f.wait(ctx)
 	return f.report
+}
+
+func (f *fakeRotator) Status(ctx context.Context, at time.Time) rotation.StatusReport {
+	f.mu.Lock()
+	f.statuses = append(f.statuses, at)
+	f.mu.Unlock()
+	f.wait(ctx)
+	return f.status
 }
 
 func (f *fakeRotator) calls() int {

@@ -45,6 +45,7 @@ func TestFunctionAppFiles(t *testing.T) {
 		"ScheduledSweep": {{Type: "timerTrigger", Direction: "in", Name: "timer", Schedule: "%KVROTATOR_SWEEP_SCHEDULE%"}},
 		"RotateSecret": {{Type: "httpTrigger", Direction: "in", Name: "req", AuthLevel: "function", Methods: []string{"get", "post"}},
 			{Type: "http", Direction: "out", Name: "res"}},
+		"RotationStatus": {{Type: "httpTrigger", Direction: "in", Name: "req", AuthLevel: "function", Methods: []string{"get"}}, {Type: "http", Direction: "out", Name: "res"}},
 	}
 	for fn, bindings := range want {
 		var f struct{ Bindings []binding }
