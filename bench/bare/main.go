@@ -9,6 +9,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/azeventgrid"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 )
@@ -18,6 +19,7 @@ var (
 	_ = azsecrets.NewClient
 	_ = azblob.NewClient
 	_ = azblob.NewClientFromConnectionString
+	_ = azeventgrid.NewClient
 	_ = azidentity.NewManagedIdentityCredential
 	_ = azidentity.NewClientCertificateCredential
 	_ = azidentity.NewDefaultAzureCredential
