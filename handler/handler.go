@@ -13,6 +13,8 @@
 //     and in the structured log, and the next sweep picks them up.
 //   - RotateSecret (httpTrigger, output binding res): always 200; the caller's HTTP status travels in
 //     Outputs.res (200, 400, 413, 422, 503 with Retry-After).
+//   - RotationStatus (httpTrigger, GET): the status page (server-rendered HTML, or JSON with
+//     ?format=json) in Outputs.res.
 //
 // GET / answers {"status":"ok"} at once: the host polls it every 25 ms until the handler is ready and
 // pings it later, so it does no work. Structured logs (log/slog) go to Options.Logger, one line per
@@ -122,7 +124,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/")
 	run, ok := h.functions[name]
 	if !ok {
-		writeEnvelope(w, http.StatusNotFound, "", nil, []string{fmt.Sprintf("error: no function %q (functions: %s, %s, %s)", clip(name), fnKeyVaultEvents, fnScheduledSweep, fnRotateSecret)})
+		writeEnvelope(w, http.StatusNotFound, "", nil, []string{fmt.Sprintf("error: no function %q (functions: %s, %s, %s, %s)", clip(name), fnKeyVaultEvents, fnScheduledSweep, fnRotateSecret, fnRotationStatus)})
 		return
 	}
 	if r.Method != http.MethodPost {
