@@ -337,6 +337,9 @@ func TestE2ESweepRotatesOnlyDueAndDryRunChangesNothing(t *testing.T) {
 	if n := x.versions(x.vault, "due"); n != 1 {
 		t.Fatalf("the dry run wrote: %d", n)
 	}
+	if d := x.outcomeEvent("Kvrotator.Secret.Planned", "due"); d["dryRun"] != true {
+		t.Fatalf("planned event: %v", d)
+	}
 
 	r = x.invoke("ScheduledSweep", hostsim.TimerEnvelope("ScheduledSweep", time.Now().Add(-time.Hour), time.Now().Add(time.Hour), false))
 	if !r.OK() {

@@ -61,7 +61,7 @@ func startSafety(t *testing.T, extraTags map[string]string) *safety {
 	s.caFile = filepath.Join(dir, "ca.pem")
 	var err error
 	s.srv, err = emulator.New(emulator.Config{Addr: "127.0.0.1:0", CACertFile: s.caFile, DisableLimits: true,
-		Vaults: []emulator.VaultConfig{{Name: safeVault, Addr: "127.0.0.1:0"}}})
+		Vaults: []emulator.VaultConfig{{Name: safeVault, Addr: "127.0.0.1:0"}}, Topics: []emulator.TopicConfig{{Name: "outcomes"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,8 @@ func (s *safety) instance(extraEnv ...string) *hostsim.Host {
 		"KVROTATOR_VAULTS="+safeVault+"="+s.srv.VaultAddrURL(safeVault),
 		"IDENTITY_ENDPOINT="+s.srv.IdentityEndpoint(), "IDENTITY_HEADER="+s.srv.IdentityHeader(),
 		"SSL_CERT_FILE="+s.caFile, "AzureWebJobsStorage="+s.storage, "KVROTATOR_LOG_LEVEL=debug",
-		"KVROTATOR_VERIFY_TIMEOUT_SECONDS=3", "KVROTATOR_LEASE_SECONDS=15")
+		"KVROTATOR_VERIFY_TIMEOUT_SECONDS=3", "KVROTATOR_LEASE_SECONDS=15",
+		"KVROTATOR_EVENT_TOPIC_ENDPOINT="+s.srv.TopicEndpoint("outcomes"))
 	env = append(env, extraEnv...)
 	h, err := hostsim.Start(context.Background(), hostsim.Options{Binary: s.bin, Env: env})
 	if err != nil {
@@ -366,6 +367,16 @@ func TestCrashAfterEachStep(t *testing.T) {
 		_, _, tags := s.latest()
 		if st, _ := rotation.ParseState(tags["rotation-state"]); len(st.Pending) != 0 || st.Revoked.IsZero() {
 			t.Fatalf("revocation not recorded: %q", tags["rotation-state"])
+		}
+		// The revocation reached the outcome topic as a Revoked event.
+		found := false
+		for deadline := time.Now().Add(10 * time.Second); !found && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			for _, raw := range s.srv.TopicEvents("outcomes") {
+				found = found || strings.Contains(string(raw), `"eventType":"Kvrotator.Secret.Revoked"`)
+			}
+		}
+		if !found {
+			t.Fatal("no Kvrotator.Secret.Revoked event")
 		}
 		s.converged(2, false)
 	})
