@@ -6,7 +6,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/kvrotator/kvrotator/internal/providertest"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/azurekeys"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 	"github.com/kvrotator/kvrotator/rotation"
 )
 
@@ -31,27 +31,13 @@ func secretTags(id, credentialID string, extra ...string) map[string]string {
 	return t
 }
 
-// azureLog records everything azcore logs (requests, responses, retries, polling) during a test.
-type azureLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func captureAzureLog(t *testing.T) *azureLog {
-	l := &azureLog{}
-	azlog.SetListener(func(e azlog.Event, msg string) {
-		l.mu.Lock()
-		fmt.Fprintf(&l.b, "%s: %s\n", e, msg)
-		l.mu.Unlock()
-	})
+// captureAzureLog records everything azcore logs (requests, responses, retries, polling) during a
+// test.
+func captureAzureLog(t *testing.T) *httpxtest.SyncBuffer {
+	l := &httpxtest.SyncBuffer{}
+	azlog.SetListener(func(e azlog.Event, msg string) { fmt.Fprintf(l, "%s: %s\n", e, msg) })
 	t.Cleanup(func() { azlog.SetListener(nil) })
 	return l
-}
-
-func (l *azureLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // outcomeText is everything an outcome would put in a log line or an event.

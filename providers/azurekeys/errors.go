@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // Error is a failed call to Azure Resource Manager or to a resource's data plane. Errors the engine
@@ -43,29 +44,17 @@ type Error struct {
 const MaxMessageChars = 300
 
 func (e *Error) Error() string {
-	var b strings.Builder
+	var b httpx.ErrorText
 	fmt.Fprintf(&b, "azure-keys: %s", e.Op)
 	if e.Resource != "" {
 		fmt.Fprintf(&b, " on %s", e.Resource)
 	}
-	if e.Status != 0 {
-		fmt.Fprintf(&b, ": HTTP %d", e.Status)
-	}
-	if e.Code != "" {
-		fmt.Fprintf(&b, " %s", e.Code)
-	}
-	if e.Reason != "" {
-		b.WriteString(": " + e.Reason)
-	}
-	if e.Message != "" {
-		fmt.Fprintf(&b, ": Azure says %q", e.Message)
-	}
-	if e.Err != nil {
-		b.WriteString(": " + e.Err.Error())
-	}
-	if e.Retry > 0 {
-		fmt.Fprintf(&b, " (retry after %v)", e.Retry)
-	}
+	b.Status(e.Status)
+	b.Code(e.Code)
+	b.Reason(e.Reason)
+	b.Says("Azure", e.Message)
+	b.Cause(e.Err)
+	b.Retry(e.Retry)
 	return b.String()
 }
 
@@ -168,40 +157,26 @@ func redactKeys(s string) string {
 			return run
 		}
 		if strings.ContainsAny(run, "0123456789") && strings.ContainsFunc(run, unicode.IsLetter) {
-			return "[redacted]"
+			return httpx.Redacted
 		}
 		return run
 	})
 }
 
+// minKnownLen is the shortest known value sanitize redacts: a shorter one is no key, and replacing it
+// everywhere would mangle the message.
+const minKnownLen = 8
+
 // sanitize makes a service's text fit for logs: the known secrets and anything key-like redacted,
-// control and format characters turned into spaces, runs of spaces collapsed, cut to max characters.
+// control and format characters turned into spaces, runs of spaces collapsed, cut to max characters
+// (httpx.Clean).
 func sanitize(s string, max int, known ...string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
 	for _, k := range known {
-		if len(k) >= 8 {
-			s = strings.ReplaceAll(s, k, "[redacted]")
+		if len(k) >= minKnownLen {
+			s = httpx.Redact(s, k)
 		}
 	}
-	s = redactKeys(s)
-	out := make([]rune, 0, min(len(s), max+1))
-	space := false
-	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			space = len(out) > 0
-			continue
-		}
-		if space {
-			out = append(out, ' ')
-			space = false
-		}
-		out = append(out, r)
-		if len(out) > max {
-			out = append(out[:max-1], '…')
-			break
-		}
-	}
-	return string(out)
+	return httpx.Clean(redactKeys(s), max)
 }
 
 // retryAfter reads retry-after-ms, x-ms-retry-after-ms or Retry-After (seconds or an HTTP date), as
@@ -212,17 +187,7 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 			return min(time.Duration(n)*time.Millisecond, maxRetryAfter)
 		}
 	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return min(time.Duration(min(n, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter)
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now).Round(time.Second), maxRetryAfter)
-	}
-	return 0
+	return httpx.ParseRetryAfter(h.Get("Retry-After"), now, maxRetryAfter)
 }
 
 var (

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // verifyMethod is how a new key is checked.
@@ -144,7 +145,7 @@ func dataPlaneError(err error, c config, s slot, call string) error {
 	case e.Status == http.StatusNotFound:
 		e.Reason = "the data-plane endpoint does not know the resource (is it in another cloud?)"
 		return providers.Permanent(e)
-	case e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout || e.Status >= 500:
+	case httpx.Retryable(e.Status):
 		e.Reason = "the data plane is unavailable; try again later"
 		return e
 	default:

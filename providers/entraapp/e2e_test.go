@@ -1,13 +1,11 @@
 package entraapp_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/entraapp"
 	"github.com/kvrotator/kvrotator/providers/entraapp/graphtest"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 	"github.com/kvrotator/kvrotator/rotation"
 )
 
@@ -310,29 +309,11 @@ func TestEndToEndNeverPropagates(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The engine's own debug log, through lost answers, throttling, propagation retries and an
 // unverified password's removal, never shows a secret.
 func TestEndToEndLogsHoldNoSecrets(t *testing.T) {
 	e := newE2E(t, nil, nil)
-	var logs syncBuffer
+	var logs httpxtest.SyncBuffer
 	p := e.provider()
 	engine, err := rotation.New(rotation.Config{
 		Vaults:        []rotation.Vault{e.h.Vault},

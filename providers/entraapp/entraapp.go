@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
@@ -323,36 +324,30 @@ func (p *Provider) client() (*client, error) {
 	if audience == "" {
 		audience = graphURL
 	}
+	// Bearer tokens and secrets go where configured or nowhere.
 	send := az.Transport
-	if hc, ok := send.(*http.Client); ok {
-		c := *hc
-		c.CheckRedirect = noRedirect // bearer tokens and secrets go where configured or nowhere
-		send = &c
-	}
-	if send == nil {
-		send = &http.Client{CheckRedirect: noRedirect}
+	switch t := send.(type) {
+	case nil:
+		send = httpx.WithoutRedirects(nil)
+	case *http.Client:
+		send = httpx.WithoutRedirects(t)
 	}
 	return &client{cred: az.Credential, send: send, graph: graphURL, scope: strings.TrimRight(audience, "/") + "/.default",
 		authority: authorityURL, timeout: p.timeout, now: p.now}, nil
 }
 
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-// httpsBase checks that raw is an https URL without user information, query or fragment, and returns
-// it without a trailing slash.
+// httpsBase checks that raw is an absolute https URL with a host name and without user information,
+// query or fragment (httpx.ParseBaseURL, plain http never allowed), and returns it without a trailing
+// slash.
 func httpsBase(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return "", errors.New("not a URL")
-	case !strings.EqualFold(u.Scheme, "https"):
+	base, err := httpx.ParseBaseURL(raw, false)
+	switch httpx.URLProblemOf(err) {
+	case httpx.URLNotAbsolute, httpx.URLScheme:
 		return "", errors.New("must be an https URL")
-	case u.Host == "":
-		return "", errors.New("no host")
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+	case httpx.URLUserInfo, httpx.URLQuery, httpx.URLFragment:
 		return "", errors.New("must not contain user information, a query or a fragment")
 	}
-	return strings.TrimRight(u.String(), "/"), nil
+	return base, err
 }
 
 // Provider must satisfy the contract.

@@ -12,6 +12,7 @@ import (
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/entraapp"
 	"github.com/kvrotator/kvrotator/providers/entraapp/graphtest"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 )
 
 var ctx = context.Background()
@@ -85,7 +86,7 @@ func TestShortenedPasswordIsRefused(t *testing.T) {
 	f := newFixture(t)
 	f.srv.SetClampLifetime(14 * 24 * time.Hour)
 	_, err := f.provider().Create(ctx, f.request())
-	if ce := configError(t, err); ce.Tag != entraapp.TagLifetime {
+	if ce := httpxtest.As[*providers.ConfigError](t, err); ce.Tag != entraapp.TagLifetime {
 		t.Fatalf("got %v", err)
 	}
 	if ids := f.keyIDs(); len(ids) != 1 || ids[0] != f.initialID {
@@ -141,7 +142,7 @@ func TestTagsNamingDifferentApps(t *testing.T) {
 	req := f.request()
 	req.Params[entraapp.TagAppID] = otherAppID
 	_, err := f.provider().Create(ctx, req)
-	if ce := configError(t, err); ce.Tag != entraapp.TagAppID || !providers.IsPermanent(err) {
+	if ce := httpxtest.As[*providers.ConfigError](t, err); ce.Tag != entraapp.TagAppID || !providers.IsPermanent(err) {
 		t.Fatalf("got %v", err)
 	}
 	if f.srv.Calls(graphtest.AddPassword) != 0 {
@@ -159,7 +160,7 @@ func TestCreateIsIdempotent(t *testing.T) {
 		if err == nil || providers.IsPermanent(err) {
 			t.Fatalf("a lost answer must be transient: %v", err)
 		}
-		if ra := graphError(t, err).RetryAfter(); ra != 50*time.Millisecond {
+		if ra := httpxtest.As[*entraapp.Error](t, err).RetryAfter(); ra != 50*time.Millisecond {
 			t.Fatalf("RetryAfter %v: the engine should wait for the directory to replicate the password the lost call added", ra)
 		}
 		f.clean(t, err)
@@ -238,7 +239,7 @@ func TestVerifyWaitsForPropagation(t *testing.T) {
 		if err == nil || providers.IsPermanent(err) {
 			t.Fatalf("attempt %d: a secret that has not propagated is a transient failure: %v", i+1, err)
 		}
-		if e := graphError(t, err); e.AADSTS != 7000215 || e.Code != "invalid_client" || e.RequestID == "" {
+		if e := httpxtest.As[*entraapp.Error](t, err); e.AADSTS != 7000215 || e.Code != "invalid_client" || e.RequestID == "" {
 			t.Fatalf("attempt %d: %+v", i+1, e)
 		}
 		f.clean(t, err)
@@ -302,12 +303,12 @@ func TestVerifyFailures(t *testing.T) {
 				t.Fatalf("%q does not say %q", err, tc.says)
 			}
 			if tc.tag != "" {
-				if ce := configError(t, err); ce.Tag != tc.tag {
+				if ce := httpxtest.As[*providers.ConfigError](t, err); ce.Tag != tc.tag {
 					t.Fatalf("names tag %s, want %s", ce.Tag, tc.tag)
 				}
 			}
 			if tc.retry != 0 {
-				if ra := graphError(t, err).RetryAfter(); ra != tc.retry {
+				if ra := httpxtest.As[*entraapp.Error](t, err).RetryAfter(); ra != tc.retry {
 					t.Fatalf("RetryAfter %v, want %v", ra, tc.retry)
 				}
 			}
@@ -365,7 +366,7 @@ func TestForbiddenIsPermanent(t *testing.T) {
 		if !providers.IsPermanent(err) {
 			t.Fatalf("403 must be permanent: %v", err)
 		}
-		e := graphError(t, err)
+		e := httpxtest.As[*entraapp.Error](t, err)
 		if e.Status != http.StatusForbidden || e.Code != "Authorization_RequestDenied" || e.RequestID == "" {
 			t.Fatalf("%+v", e)
 		}
@@ -415,10 +416,10 @@ func TestGraphFailures(t *testing.T) {
 				t.Fatalf("permanent=%v, want %v: %v", providers.IsPermanent(err), tc.permanent, err)
 			}
 			if tc.tag != "" {
-				if ce := configError(t, err); ce.Tag != tc.tag {
+				if ce := httpxtest.As[*providers.ConfigError](t, err); ce.Tag != tc.tag {
 					t.Fatalf("names tag %s, want %s", ce.Tag, tc.tag)
 				}
-			} else if ra := graphError(t, err).RetryAfter(); tc.retry != 0 && ra != tc.retry {
+			} else if ra := httpxtest.As[*entraapp.Error](t, err).RetryAfter(); tc.retry != 0 && ra != tc.retry {
 				t.Fatalf("RetryAfter %v, want %v", ra, tc.retry)
 			}
 			f.clean(t, err)

@@ -2,11 +2,9 @@ package entraapp
 
 import (
 	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
+
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // Error is a failed call to Microsoft Graph or to the Entra ID token endpoint. Errors the engine should
@@ -44,32 +42,20 @@ type Error struct {
 const MaxMessageChars = 200
 
 func (e *Error) Error() string {
-	var b strings.Builder
+	var b httpx.ErrorText
 	fmt.Fprintf(&b, "%s %s (%s %s)", Name, e.Op, e.Method, e.URL)
-	if e.Status != 0 {
-		fmt.Fprintf(&b, ": HTTP %d", e.Status)
-	}
-	if e.Code != "" {
-		b.WriteString(" " + e.Code)
-	}
+	b.Status(e.Status)
+	b.Code(e.Code)
 	if e.AADSTS != 0 {
 		fmt.Fprintf(&b, " AADSTS%d", e.AADSTS)
 	}
-	if e.Reason != "" {
-		b.WriteString(": " + e.Reason)
-	}
-	if e.Message != "" {
-		fmt.Fprintf(&b, ": service says %q", e.Message)
-	}
-	if e.Err != nil {
-		b.WriteString(": " + e.Err.Error())
-	}
+	b.Reason(e.Reason)
+	b.Says("service", e.Message)
+	b.Cause(e.Err)
 	if e.RequestID != "" {
 		fmt.Fprintf(&b, " (request id %s)", e.RequestID)
 	}
-	if e.Retry > 0 {
-		fmt.Fprintf(&b, " (retry after %v)", e.Retry)
-	}
+	b.Retry(e.Retry)
 	return b.String()
 }
 
@@ -87,71 +73,10 @@ const maxRetryAfter = 24 * time.Hour
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
 // Absent, malformed or past values give 0.
 func parseRetryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return min(t.Sub(now).Round(time.Second), maxRetryAfter)
-	}
-	return 0
+	return httpx.ParseRetryAfter(h, now, maxRetryAfter)
 }
 
-// sanitize makes a service's message fit for logs: every occurrence of a secret is redacted first,
+// messages makes what a service says fit for logs: every occurrence of a secret is redacted first,
 // then control and format characters become spaces, runs of spaces collapse, and the result is cut
 // to MaxMessageChars characters. A message that still quotes a piece of a secret is withheld.
-func sanitize(msg string, secrets ...string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
-	msg = strings.ToValidUTF8(msg, "\uFFFD")
-	out := make([]rune, 0, min(len(msg), MaxMessageChars+1))
-	space := false
-	for _, r := range msg {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			space = len(out) > 0
-			continue
-		}
-		if space {
-			out = append(out, ' ')
-			space = false
-		}
-		out = append(out, r)
-		if len(out) > MaxMessageChars {
-			out = append(out[:MaxMessageChars-1], '…')
-			break
-		}
-	}
-	clean := string(out)
-	if quotesPartOf(clean, secrets) {
-		return "[withheld: it quoted part of a secret]"
-	}
-	return clean
-}
-
-// pieceLen is the shortest piece of a secret quotesPartOf looks for: long enough that ordinary words
-// never match a random value by chance.
-const pieceLen = 8
-
-// quotesPartOf reports whether msg contains pieceLen consecutive bytes of one of the secrets.
-func quotesPartOf(msg string, secrets []string) bool {
-	for _, s := range secrets {
-		if len(s) < pieceLen {
-			continue
-		}
-		for i := 0; i+pieceLen <= len(s); i++ {
-			if strings.Contains(msg, s[i:i+pieceLen]) {
-				return true
-			}
-		}
-	}
-	return false
-}
+var messages = httpx.Sanitizer{Max: MaxMessageChars, Withheld: httpx.WithheldSecret}

@@ -3,13 +3,10 @@ package entraapp
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/google/uuid"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // GraphService is the cloud.Configuration service key for Microsoft Graph. azcore's clouds do not
@@ -42,7 +40,7 @@ const (
 	maxResponseBytes = 1 << 20   // an application with every password it can hold is far smaller
 	maxSecretBytes   = 25 * 1024 // a value must fit in a Key Vault secret
 	userAgent        = "kvrotator-entra-app/1"
-	jsonType         = "application/json"
+	jsonType         = httpx.JSONType
 )
 
 // client is one call's view of the environment: kvrotator's own credential and where Graph and the
@@ -59,14 +57,6 @@ type client struct {
 
 // graphURL is the v1.0 URL of path (which starts with "/").
 func (c *client) graphURL(path string) string { return c.graph + "/v1.0" + path }
-
-// response is an answer whose status the caller handles.
-type response struct {
-	status  int
-	header  http.Header
-	body    []byte
-	tooLong bool
-}
 
 // call is one HTTP request: to Graph with kvrotator's bearer token, or a form post to the token
 // endpoint.
@@ -87,7 +77,7 @@ func (c call) fail(status int, reason string, cause error) *Error {
 
 // do sends c and returns whatever status came back; only a failure to get a response is an error:
 // transient for timeouts, resets and refusals, permanent for untrusted certificates.
-func (cl *client) do(ctx context.Context, c call) (*response, error) {
+func (cl *client) do(ctx context.Context, c call) (*httpx.Response, error) {
 	var body io.Reader
 	contentType := ""
 	switch {
@@ -129,14 +119,9 @@ func (cl *client) do(ctx context.Context, c call) (*response, error) {
 		e.sent = true
 		return nil, transportError(ctx, callCtx, cl.timeout, e, err)
 	}
-	defer resp.Body.Close()
-	r := &response{status: resp.StatusCode, header: resp.Header}
-	r.body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	r, err := httpx.Read(resp, maxResponseBytes)
 	if err != nil {
 		return nil, transportError(ctx, callCtx, cl.timeout, c.fail(resp.StatusCode, "reading the response", nil), err)
-	}
-	if len(r.body) > maxResponseBytes {
-		r.body, r.tooLong = nil, true
 	}
 	return r, nil
 }
@@ -144,25 +129,18 @@ func (cl *client) do(ctx context.Context, c call) (*response, error) {
 // transportError classifies a failure to get (or read) a response: a certificate the client does not
 // trust needs a person and is permanent; timeouts, resets and refusals are transient.
 func transportError(ctx, callCtx context.Context, timeout time.Duration, e *Error, err error) error {
-	var certErr *tls.CertificateVerificationError
-	var netErr net.Error
-	switch {
-	case ctx.Err() != nil:
-		e.Reason, e.Err = "stopped by the caller", ctx.Err()
-		return e
-	case errors.Is(callCtx.Err(), context.DeadlineExceeded):
-		e.Reason, e.Err = fmt.Sprintf("no answer within %v", timeout), context.DeadlineExceeded
-		return e
-	case errors.As(err, &certErr):
-		e.Reason, e.Err = "the server's TLS certificate is not trusted", err
-		return providers.Permanent(e)
-	case errors.As(err, &netErr) && netErr.Timeout():
-		e.Reason, e.Err = "timed out", err
-		return e
-	default:
-		e.Reason, e.Err = "no response", err
-		return e
+	reasons := httpx.TransportReasons{
+		Deadline:    fmt.Sprintf("no answer within %v", timeout),
+		Untrusted:   "the server's TLS certificate is not trusted",
+		TimedOut:    "timed out",
+		Unreachable: "no response",
 	}
+	var permanent bool
+	e.Reason, e.Err, permanent = reasons.Classify(ctx, callCtx, err)
+	if permanent {
+		return providers.Permanent(e)
+	}
+	return e
 }
 
 // graphErrorBody is Graph's error shape: {"error":{"code","message","innerError":{"request-id",…}}}.
@@ -179,21 +157,21 @@ type graphErrorBody struct {
 // graphFailure describes a Graph answer that is not a success. It is classified by status: 408, 429
 // and 5xx are transient (with Retry-After); 401 and 403 name what kvrotator's identity lacks; the
 // rest are permanent. Callers handle 404 themselves before asking.
-func (cl *client) graphFailure(c call, r *response) error {
-	e := c.fail(r.status, "", nil)
-	e.Retry = parseRetryAfter(r.header.Get("Retry-After"), cl.now())
-	e.RequestID = r.header.Get("request-id")
+func (cl *client) graphFailure(c call, r *httpx.Response) error {
+	e := c.fail(r.Status, "", nil)
+	e.Retry = parseRetryAfter(r.Header.Get("Retry-After"), cl.now())
+	e.RequestID = r.Header.Get("request-id")
 	var body graphErrorBody
-	if !r.tooLong && isJSON(r.header) && json.Unmarshal(r.body, &body) == nil {
-		e.Code = sanitize(body.Error.Code, c.secrets...)
-		e.Message = sanitize(body.Error.Message, c.secrets...)
-		if id := sanitize(body.Error.InnerError.RequestID); id != "" {
+	if r.JSONProblem() == "" && json.Unmarshal(r.Body, &body) == nil {
+		e.Code = messages.Sanitize(body.Error.Code, c.secrets...)
+		e.Message = messages.Sanitize(body.Error.Message, c.secrets...)
+		if id := messages.Sanitize(body.Error.InnerError.RequestID); id != "" {
 			e.RequestID = id
 		}
 	}
-	e.RequestID = sanitize(e.RequestID)
-	switch s := r.status; {
-	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
+	e.RequestID = messages.Sanitize(e.RequestID)
+	switch s := r.Status; {
+	case httpx.Retryable(s):
 		e.Reason = "Microsoft Graph is busy or unavailable; will retry"
 		return e
 	case s == http.StatusUnauthorized:
@@ -212,27 +190,18 @@ func (cl *client) graphFailure(c call, r *response) error {
 
 // malformed is a success answer that breaks Graph's documented shape: permanent, since it does not
 // fix itself.
-func malformed(c call, r *response, reason string) error {
-	e := c.fail(r.status, "response breaks the documented shape: "+reason, nil)
-	e.RequestID = sanitize(r.header.Get("request-id"))
+func malformed(c call, r *httpx.Response, reason string) error {
+	e := c.fail(r.Status, "response breaks the documented shape: "+reason, nil)
+	e.RequestID = messages.Sanitize(r.Header.Get("request-id"))
 	return providers.Permanent(e)
 }
 
-// isJSON reports whether the response says its body is JSON.
-func isJSON(h http.Header) bool {
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
-	return err == nil && (mt == jsonType || strings.HasSuffix(mt, "+json"))
-}
-
 // decode reads a success body into v, or says what is wrong without quoting the body.
-func decode(r *response, v any) string {
-	switch {
-	case r.tooLong:
-		return fmt.Sprintf("body exceeds %d KiB", maxResponseBytes>>10)
-	case !isJSON(r.header):
-		return fmt.Sprintf("Content-Type is %q, want %s", r.header.Get("Content-Type"), jsonType)
+func decode(r *httpx.Response, v any) string {
+	if reason := r.JSONProblem(); reason != "" {
+		return reason
 	}
-	if err := json.Unmarshal(r.body, v); err != nil {
+	if err := json.Unmarshal(r.Body, v); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return fmt.Sprintf("body is not valid JSON (at byte %d)", se.Offset)
@@ -272,7 +241,7 @@ func (cl *client) getApplication(ctx context.Context, cfg config) (application, 
 	if err != nil {
 		return application{}, err
 	}
-	switch r.status {
+	switch r.Status {
 	case http.StatusOK:
 	case http.StatusNotFound:
 		tag, value := cfg.appRef()
@@ -312,9 +281,9 @@ func (cl *client) addPassword(ctx context.Context, objectID, displayName string,
 	if err != nil {
 		return passwordCredential{}, err
 	}
-	if r.status != http.StatusOK && r.status != http.StatusCreated {
+	if r.Status != http.StatusOK && r.Status != http.StatusCreated {
 		err := cl.graphFailure(c, r)
-		if r.status == http.StatusBadRequest {
+		if r.Status == http.StatusBadRequest {
 			var e *Error
 			if errors.As(err, &e) {
 				e.Reason = "Microsoft Graph refused to add the password (a tenant app-management policy may forbid client secrets or cap their lifetime, see " +
@@ -348,20 +317,20 @@ func (cl *client) removePassword(ctx context.Context, appPath, keyID string) err
 		return err
 	}
 	switch {
-	case r.status == http.StatusNoContent || r.status == http.StatusOK:
+	case r.Status == http.StatusNoContent || r.Status == http.StatusOK:
 		return nil
-	case r.status == http.StatusNotFound:
+	case r.Status == http.StatusNotFound:
 		return nil
-	case r.status == http.StatusBadRequest && saysNoSuchPassword(r):
+	case r.Status == http.StatusBadRequest && saysNoSuchPassword(r):
 		return nil
 	}
 	return cl.graphFailure(c, r)
 }
 
 // saysNoSuchPassword reports whether a Graph error says the password does not exist.
-func saysNoSuchPassword(r *response) bool {
+func saysNoSuchPassword(r *httpx.Response) bool {
 	var body graphErrorBody
-	if r.tooLong || json.Unmarshal(r.body, &body) != nil {
+	if r.TooLong || json.Unmarshal(r.Body, &body) != nil {
 		return false
 	}
 	return strings.Contains(strings.ToLower(body.Error.Message), "no password credential found")

@@ -1,10 +1,7 @@
 package entraapp_test
 
 import (
-	"errors"
-	"fmt"
 	"maps"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +9,7 @@ import (
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/entraapp"
 	"github.com/kvrotator/kvrotator/providers/entraapp/graphtest"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 )
 
 const (
@@ -106,40 +104,10 @@ func (f *fixture) keyIDs() []string {
 // server issued.
 func (f *fixture) clean(t *testing.T, err error) {
 	t.Helper()
-	if err == nil {
-		return
-	}
-	noSecrets(t, f.srv, err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err))
+	noSecrets(t, f.srv, httpxtest.ErrorTexts(err)...)
 }
 
 func noSecrets(t *testing.T, srv *graphtest.Server, texts ...string) {
 	t.Helper()
-	secrets := append([]string{initialSecret, srv.GraphToken}, srv.Issued()...)
-	for _, text := range texts {
-		for _, s := range secrets {
-			if s != "" && strings.Contains(text, s) {
-				t.Fatalf("a secret leaked into %q", text)
-			}
-		}
-	}
-}
-
-// graphError returns the *entraapp.Error in err, failing if there is none.
-func graphError(t *testing.T, err error) *entraapp.Error {
-	t.Helper()
-	var e *entraapp.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T) holds no *entraapp.Error", err, err)
-	}
-	return e
-}
-
-// configError returns the *providers.ConfigError in err, failing if there is none.
-func configError(t *testing.T, err error) *providers.ConfigError {
-	t.Helper()
-	var ce *providers.ConfigError
-	if !errors.As(err, &ce) {
-		t.Fatalf("error %v (%T) holds no *providers.ConfigError", err, err)
-	}
-	return ce
+	httpxtest.NoSecrets(t, texts, append([]string{initialSecret, srv.GraphToken}, srv.Issued()...)...)
 }

@@ -59,6 +59,31 @@ func TestEndpointsFollowTheCloud(t *testing.T) {
 	}
 }
 
+func TestHTTPSBase(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://graph.example.test/":    "https://graph.example.test",
+		"https://127.0.0.1:8443/base//":  "https://127.0.0.1:8443/base",
+		"http://graph.example.test":      "must be an https URL",
+		"http://127.0.0.1:8443":          "must be an https URL",
+		"graph.example.test":             "must be an https URL",
+		"https:graph.example.test":       "must be an https URL",
+		"https://":                       "no host",
+		"https://:443":                   "no host",
+		"https://u:p@graph.example.test": "must not contain user information, a query or a fragment",
+		"https://graph.example.test?":    "must not contain user information, a query or a fragment",
+		"https://graph.example.test/#":   "must not contain user information, a query or a fragment",
+		"https://graph.example.test/%zz": "not a URL",
+	} {
+		got, err := httpsBase(raw)
+		if err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("httpsBase(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
 func TestRedirectsAreNotFollowed(t *testing.T) {
 	p := New(WithAzure(providers.Azure{Credential: staticCredential{}, Transport: &http.Client{}}))
 	c, err := p.client()
@@ -79,8 +104,8 @@ func TestSanitize(t *testing.T) {
 		{strings.Repeat("x", 300), strings.Repeat("x", MaxMessageChars-1) + "…"},
 		{"a\u202eb\x00c", "a b c"},
 	} {
-		if got := sanitize(tc.in, secret); got != tc.want {
-			t.Errorf("sanitize(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := messages.Sanitize(tc.in, secret); got != tc.want {
+			t.Errorf("messages.Sanitize(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

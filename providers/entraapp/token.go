@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // AADSTS error numbers the verification distinguishes.
@@ -50,7 +51,7 @@ func (cl *client) verifyToken(ctx context.Context, tenant, appID, secret string)
 	if err != nil {
 		return err
 	}
-	if r.status == http.StatusOK {
+	if r.Status == http.StatusOK {
 		var tok struct {
 			AccessToken string `json:"access_token"`
 		}
@@ -63,20 +64,20 @@ func (cl *client) verifyToken(ctx context.Context, tenant, appID, secret string)
 		return nil
 	}
 
-	e := c.fail(r.status, "", nil)
-	e.Retry = parseRetryAfter(r.header.Get("Retry-After"), cl.now())
+	e := c.fail(r.Status, "", nil)
+	e.Retry = parseRetryAfter(r.Header.Get("Retry-After"), cl.now())
 	var body tokenErrorBody
-	if !r.tooLong && json.Unmarshal(r.body, &body) == nil {
-		e.Code = sanitize(body.Error, secret)
-		e.RequestID = sanitize(body.TraceID, secret)
-		e.Message = sanitize(aadstsPrefix.ReplaceAllString(firstLine(body.Description), ""), secret)
+	if !r.TooLong && json.Unmarshal(r.Body, &body) == nil {
+		e.Code = messages.Sanitize(body.Error, secret)
+		e.RequestID = messages.Sanitize(body.TraceID, secret)
+		e.Message = messages.Sanitize(aadstsPrefix.ReplaceAllString(firstLine(body.Description), ""), secret)
 		if len(body.Codes) > 0 {
 			e.AADSTS = body.Codes[0]
 		}
 	}
 	has := func(n int) bool { return slices.Contains(body.Codes, n) }
 	switch {
-	case r.status == http.StatusRequestTimeout || r.status == http.StatusTooManyRequests || r.status >= 500:
+	case httpx.Retryable(r.Status):
 		e.Reason = "the Entra ID token endpoint is busy or unavailable; will retry"
 		return e
 	case has(aadstsInvalidSecret):

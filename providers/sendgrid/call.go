@@ -3,18 +3,16 @@ package sendgrid
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // MaxResponseBytes is the most of a response body the provider reads. A list of SendGrid's maximum of
@@ -23,7 +21,7 @@ const MaxResponseBytes = 256 << 10
 
 const (
 	userAgent  = "kvrotator-sendgrid/1"
-	jsonType   = "application/json"
+	jsonType   = httpx.JSONType
 	onBehalfOf = "on-behalf-of"
 )
 
@@ -39,15 +37,6 @@ type call struct {
 	secrets    []string // redacted from anything SendGrid says back
 }
 
-// response is an answer whose status the caller handles: the body is read up to MaxResponseBytes, and
-// tooLong says there was more.
-type response struct {
-	status  int
-	header  http.Header
-	body    []byte
-	tooLong bool
-}
-
 // errorf starts an *Error for c.
 func (c call) errorf(cfg config, status int, reason string, cause error) *Error {
 	return &Error{Op: c.op, Method: c.method, URL: cfg.base + c.path, Status: status, Reason: reason, Err: cause}
@@ -55,7 +44,7 @@ func (c call) errorf(cfg config, status int, reason string, cause error) *Error 
 
 // do sends c and returns the response, whatever its status. Failing to get one is an *Error: transient
 // for timeouts, resets and refusals; permanent for a TLS certificate the client does not trust.
-func (p *Provider) do(ctx context.Context, cfg config, c call) (*response, error) {
+func (p *Provider) do(ctx context.Context, cfg config, c call) (*httpx.Response, error) {
 	var body io.Reader
 	if c.body != nil {
 		b, err := json.Marshal(c.body)
@@ -88,14 +77,9 @@ func (p *Provider) do(ctx context.Context, cfg config, c call) (*response, error
 	if err != nil {
 		return nil, p.transportError(ctx, callCtx, c.errorf(cfg, 0, "", nil), err)
 	}
-	defer resp.Body.Close()
-	r := &response{status: resp.StatusCode, header: resp.Header}
-	r.body, err = io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	r, err := httpx.Read(resp, MaxResponseBytes)
 	if err != nil {
 		return nil, p.transportError(ctx, callCtx, c.errorf(cfg, resp.StatusCode, "reading the response", nil), err)
-	}
-	if len(r.body) > MaxResponseBytes {
-		r.body, r.tooLong = nil, true
 	}
 	return r, nil
 }
@@ -103,26 +87,18 @@ func (p *Provider) do(ctx context.Context, cfg config, c call) (*response, error
 // transportError classifies a failure to get (or read) a response. The cause's text is kept: net/http
 // errors name the URL and the network problem, never a header.
 func (p *Provider) transportError(ctx, callCtx context.Context, e *Error, err error) error {
-	var certErr *tls.CertificateVerificationError
-	var netErr net.Error
-	switch {
-	case ctx.Err() != nil:
-		// The engine's own deadline or cancellation: report it as such.
-		e.Reason, e.Err = "stopped by the caller", ctx.Err()
-		return e
-	case errors.Is(callCtx.Err(), context.DeadlineExceeded):
-		e.Reason, e.Err = fmt.Sprintf("no answer within %v; will retry", p.timeout), context.DeadlineExceeded
-		return e
-	case errors.As(err, &certErr):
-		e.Reason, e.Err = "the server's TLS certificate is not trusted", err
-		return providers.Permanent(e)
-	case errors.As(err, &netErr) && netErr.Timeout():
-		e.Reason, e.Err = "timed out; will retry", err
-		return e
-	default:
-		e.Reason, e.Err = "SendGrid could not be reached; will retry", err
-		return e
+	reasons := httpx.TransportReasons{
+		Deadline:    fmt.Sprintf("no answer within %v; will retry", p.timeout),
+		Untrusted:   "the server's TLS certificate is not trusted",
+		TimedOut:    "timed out; will retry",
+		Unreachable: "SendGrid could not be reached; will retry",
 	}
+	var permanent bool
+	e.Reason, e.Err, permanent = reasons.Classify(ctx, callCtx, err)
+	if permanent {
+		return providers.Permanent(e)
+	}
+	return e
 }
 
 // verdict is how a status is reported: the reason, and whether retrying can help.
@@ -134,13 +110,13 @@ type verdict struct {
 // failure turns a response with a status the caller did not expect into a classified *Error: 408, 429
 // and 5xx are transient, everything else permanent. special overrides the default verdict by status
 // (the operation knows which scope a 403 means, and that a new key's 401 is propagation).
-func (p *Provider) failure(cfg config, c call, r *response, special map[int]verdict) error {
-	e := c.errorf(cfg, r.status, "", nil)
-	e.Retry = retryAfter(r.status, r.header, p.now())
+func (p *Provider) failure(cfg config, c call, r *httpx.Response, special map[int]verdict) error {
+	e := c.errorf(cfg, r.Status, "", nil)
+	e.Retry = retryAfter(r.Status, r.Header, p.now())
 	e.Message = errorMessage(r, c.secrets)
-	v, ok := special[r.status]
+	v, ok := special[r.Status]
 	if !ok {
-		v = defaultVerdict(cfg, r.status)
+		v = defaultVerdict(cfg, r.Status)
 	}
 	e.Reason = v.reason
 	if v.transient {
@@ -183,8 +159,8 @@ func forbidden(cfg config, scope string) string {
 
 // errorMessage is SendGrid's error list from a JSON error body ({"errors":[{"field","message"}]}),
 // sanitized, or "".
-func errorMessage(r *response, secrets []string) string {
-	if r.tooLong || !isJSON(r.header) {
+func errorMessage(r *httpx.Response, secrets []string) string {
+	if r.JSONProblem() != "" {
 		return ""
 	}
 	var body struct {
@@ -193,7 +169,7 @@ func errorMessage(r *response, secrets []string) string {
 			Message any `json:"message"`
 		} `json:"errors"`
 	}
-	if json.Unmarshal(r.body, &body) != nil {
+	if json.Unmarshal(r.Body, &body) != nil {
 		return ""
 	}
 	var parts []string
@@ -207,29 +183,22 @@ func errorMessage(r *response, secrets []string) string {
 		}
 		parts = append(parts, msg)
 	}
-	return sanitizeMessage(strings.Join(parts, "; "), secrets)
-}
-
-// isJSON reports whether the response says its body is JSON (application/json or a +json type).
-func isJSON(h http.Header) bool {
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
-	return err == nil && (mt == jsonType || strings.HasSuffix(mt, "+json"))
+	return messages.Sanitize(strings.Join(parts, "; "), secrets...)
 }
 
 // decode reads a success body that must be one JSON object into v; the string says what breaks the
 // contract, "" if nothing. It never quotes the body. Unknown fields are ignored.
-func (r *response) decode(v any) string {
-	switch {
-	case r.tooLong:
-		return fmt.Sprintf("response body exceeds %d KiB", MaxResponseBytes>>10)
-	case !isJSON(r.header):
-		return fmt.Sprintf("response Content-Type is %q, want %s", r.header.Get("Content-Type"), jsonType)
-	case len(bytes.TrimSpace(r.body)) == 0:
+func decode(r *httpx.Response, v any) string {
+	if reason := r.JSONProblem(); reason != "" {
+		return "response " + reason
+	}
+	switch body := bytes.TrimSpace(r.Body); {
+	case len(body) == 0:
 		return "empty response body"
-	case bytes.TrimSpace(r.body)[0] != '{':
+	case body[0] != '{':
 		return "response body is not a JSON object"
 	}
-	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
 	if err := dec.Decode(v); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError

@@ -2,13 +2,13 @@ package sendgrid
 
 import (
 	"errors"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // The tags the provider reads. Names are case-insensitive.
@@ -44,9 +44,6 @@ var (
 	// printable is what an on-behalf-of header value may contain.
 	printable = regexp.MustCompile(`^[\x20-\x7E]+$`)
 )
-
-// loopbackHosts may be called over plain http: the request never leaves the machine.
-var loopbackHosts = []string{"127.0.0.1", "localhost", "::1"}
 
 // config is the provider's settings for one secret.
 type config struct {
@@ -114,30 +111,20 @@ func parseConfig(p providers.Params) (config, error) {
 	}
 }
 
-// parseBaseURL checks a base URL and returns it without a trailing slash. The error is the reason only;
-// the caller names the tag.
+// parseBaseURL checks a base URL (httpx.ParseBaseURL: https, http only for 127.0.0.1, localhost and
+// ::1, no user information, query or fragment) and returns it without a trailing slash. The error is
+// the reason only; the caller names the tag.
 func parseBaseURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", errors.New("not a URL")
-	}
-	switch {
-	case !u.IsAbs() || u.Opaque != "":
+	base, err := httpx.ParseBaseURL(raw, true)
+	switch httpx.URLProblemOf(err) {
+	case httpx.URLNotAbsolute:
 		return "", errors.New("not an absolute URL; use https://host[:port]")
-	case u.Scheme == "http" && !slices.Contains(loopbackHosts, strings.ToLower(u.Hostname())):
+	case httpx.URLPlainHTTP:
 		return "", errors.New("http is allowed only for 127.0.0.1, localhost and ::1 (tests); use https")
-	case u.Scheme != "https" && u.Scheme != "http":
-		return "", errors.New("scheme must be https")
-	case u.Host == "" || u.Hostname() == "":
-		return "", errors.New("no host")
-	case u.User != nil:
+	case httpx.URLUserInfo:
 		return "", errors.New("must not contain user information; the admin key authenticates the calls")
-	case u.RawQuery != "" || u.ForceQuery:
-		return "", errors.New("must not contain a query")
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return "", errors.New("must not contain a fragment")
 	}
-	return strings.TrimRight(u.String(), "/"), nil
+	return base, err
 }
 
 // parseScopes reads a comma-separated scope list: no empty items, no duplicates, SendGrid's spelling.

@@ -1,18 +1,17 @@
 package sendgrid_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kvrotator/kvrotator/internal/providertest"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 	"github.com/kvrotator/kvrotator/providers/sendgrid"
 	"github.com/kvrotator/kvrotator/providers/sendgrid/sendgridtest"
 	"github.com/kvrotator/kvrotator/rotation"
@@ -383,29 +382,11 @@ func TestEndToEndKeyThatNeverWorksIsDeleted(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects log output from concurrent goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // The engine's own log (debug level included: every verify retry logs the provider's error) never
 // holds a key, through a rotation with propagation delays, failures, and the revocation.
 func TestEndToEndNoKeyInTheLog(t *testing.T) {
 	e := newE2E(t, nil)
-	var logged lockedBuffer
+	var logged httpxtest.SyncBuffer
 	eng, err := rotation.New(rotation.Config{
 		Vaults:        []rotation.Vault{e.h.Vault},
 		Providers:     func(n string) (providers.Provider, bool) { return sendgrid.New(), n == sendgrid.Name },

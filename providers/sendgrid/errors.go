@@ -6,7 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // Error is a failed call to SendGrid. Errors the engine should not retry are wrapped with
@@ -34,23 +35,13 @@ type Error struct {
 const MaxMessageChars = 300
 
 func (e *Error) Error() string {
-	var b strings.Builder
+	var b httpx.ErrorText
 	fmt.Fprintf(&b, "sendgrid %s (%s %s)", e.Op, e.Method, e.URL)
-	if e.Status != 0 {
-		fmt.Fprintf(&b, ": HTTP %d", e.Status)
-	}
-	if e.Reason != "" {
-		b.WriteString(": " + e.Reason)
-	}
-	if e.Message != "" {
-		fmt.Fprintf(&b, ": SendGrid says %q", e.Message)
-	}
-	if e.Err != nil {
-		b.WriteString(": " + e.Err.Error())
-	}
-	if e.Retry > 0 {
-		fmt.Fprintf(&b, " (retry after %v)", e.Retry)
-	}
+	b.Status(e.Status)
+	b.Reason(e.Reason)
+	b.Says("SendGrid", e.Message)
+	b.Cause(e.Err)
+	b.Retry(e.Retry)
 	return b.String()
 }
 
@@ -71,16 +62,7 @@ const maxRetryAfter = 24 * time.Hour
 // Absent, malformed and past values give 0.
 func retryAfter(status int, h http.Header, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			if n <= 0 {
-				return 0
-			}
-			return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
-		}
-		if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return min(t.Sub(now).Round(time.Second), maxRetryAfter)
-		}
-		return 0
+		return httpx.ParseRetryAfter(v, now, maxRetryAfter)
 	}
 	exhausted := status == http.StatusTooManyRequests || strings.TrimSpace(h.Get("X-RateLimit-Remaining")) == "0"
 	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" && exhausted {
@@ -94,54 +76,8 @@ func retryAfter(status int, h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
-// sanitizeMessage makes SendGrid's error text fit for logs: every occurrence of a secret is redacted
-// first (a server might echo the key it rejects), then control and format characters become spaces,
-// runs of spaces collapse, and the result is cut to MaxMessageChars characters. A message that still
-// quotes a piece of a secret is withheld altogether.
-func sanitizeMessage(msg string, secrets []string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
-	msg = strings.ToValidUTF8(msg, "\uFFFD")
-	out := make([]rune, 0, min(len(msg), MaxMessageChars+1))
-	space := false
-	for _, r := range msg {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			space = len(out) > 0
-			continue
-		}
-		if space {
-			out = append(out, ' ')
-			space = false
-		}
-		out = append(out, r)
-		if len(out) > MaxMessageChars {
-			out = append(out[:MaxMessageChars-1], '…')
-			break
-		}
-	}
-	clean := string(out)
-	if quotesPartOf(clean, secrets) {
-		return "[withheld: it quoted part of a key]"
-	}
-	return clean
-}
-
-// pieceLen is the shortest piece of a secret quotesPartOf looks for: long enough that ordinary words
-// never match a random key by chance.
-const pieceLen = 12
-
-// quotesPartOf reports whether msg contains pieceLen consecutive bytes of one of the secrets.
-func quotesPartOf(msg string, secrets []string) bool {
-	for i := 0; i+pieceLen <= len(msg); i++ {
-		piece := msg[i : i+pieceLen]
-		for _, s := range secrets {
-			if len(s) >= pieceLen && strings.Contains(s, piece) {
-				return true
-			}
-		}
-	}
-	return false
-}
+// messages makes SendGrid's error text fit for logs: every occurrence of a secret is redacted first
+// (a server might echo the key it rejects), then control and format characters become spaces, runs
+// of spaces collapse, and the result is cut to MaxMessageChars characters. A message that still quotes
+// a piece of a secret is withheld altogether.
+var messages = httpx.Sanitizer{Max: MaxMessageChars, Withheld: "[withheld: it quoted part of a key]"}

@@ -51,10 +51,11 @@ func TestSanitizeMessage(t *testing.T) {
 		{"  spaced \n\n out\t", "spaced out"},
 		{"echo " + key + " here", "echo [redacted] here"},
 		{"half " + key[30:50], "[withheld: it quoted part of a key]"},
+		{"eight " + key[40:48], "[withheld: it quoted part of a key]"},
 		{"bad \xff utf8", "bad \uFFFD utf8"},
 	} {
-		if got := sanitizeMessage(tc.in, []string{key, ""}); got != tc.want {
-			t.Errorf("sanitizeMessage(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := messages.Sanitize(tc.in, key, ""); got != tc.want {
+			t.Errorf("messages.Sanitize(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

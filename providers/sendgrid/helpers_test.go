@@ -1,9 +1,7 @@
 package sendgrid_test
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 	"github.com/kvrotator/kvrotator/providers/sendgrid"
 	"github.com/kvrotator/kvrotator/providers/sendgrid/sendgridtest"
 )
@@ -25,19 +24,6 @@ const (
 
 // appScopes are the scopes of the key the current version holds.
 var appScopes = []string{"mail.send", "alerts.read", "2fa_required"}
-
-var errNotFound = errors.New("secret not found")
-
-// vaultSecrets is a fake providers.SecretReader: the other secrets of the vault, by name.
-type vaultSecrets map[string]string
-
-func (s vaultSecrets) SecretValue(_ context.Context, name string) (providers.Value, error) {
-	v, ok := s[name]
-	if !ok {
-		return providers.Value{}, fmt.Errorf("secret %q: %w", name, errNotFound)
-	}
-	return providers.NewValue(v), nil
-}
 
 // fixture is a SendGrid account with an admin key and the key the current version holds.
 type fixture struct {
@@ -66,7 +52,7 @@ func (f *fixture) request(base string) providers.Request {
 			sendgrid.TagAPIURL:      base,
 		},
 		IdempotencyKey: idemKey,
-		Secrets:        vaultSecrets{adminSecret: f.admin.Value},
+		Secrets:        httpxtest.Secrets{adminSecret: f.admin.Value},
 		Now:            time.Now(),
 	}
 }
@@ -81,17 +67,10 @@ func (f *fixture) secrets(more ...string) []string {
 // errors).
 func clean(t *testing.T, err error, secrets ...string) {
 	t.Helper()
-	if err == nil {
-		return
-	}
-	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
+	texts := httpxtest.ErrorTexts(err)
+	httpxtest.NoSecrets(t, texts, secrets...)
+	for _, text := range texts {
 		for _, s := range secrets {
-			if s == "" {
-				continue
-			}
-			if strings.Contains(text, s) {
-				t.Fatalf("error %q contains a key", text)
-			}
 			part := s
 			if rest, ok := strings.CutPrefix(s, "SG."); ok {
 				_, part, _ = strings.Cut(rest, ".")
@@ -105,44 +84,22 @@ func clean(t *testing.T, err error, secrets ...string) {
 	}
 }
 
-// apiError returns the *sendgrid.Error in err, failing if there is none.
-func apiError(t *testing.T, err error) *sendgrid.Error {
-	t.Helper()
-	var se *sendgrid.Error
-	if !errors.As(err, &se) {
-		t.Fatalf("error %v (%T) holds no *sendgrid.Error", err, err)
-	}
-	return se
-}
-
 // wantTransient fails unless err is a transient *sendgrid.Error with the given status.
 func wantTransient(t *testing.T, err error, status int) *sendgrid.Error {
 	t.Helper()
-	if err == nil {
-		t.Fatal("no error, want a transient one")
-	}
-	if providers.IsPermanent(err) {
-		t.Fatalf("error %v is permanent, want transient", err)
-	}
-	se := apiError(t, err)
-	if se.Status != status {
-		t.Fatalf("error %v has status %d, want %d", err, se.Status, status)
-	}
-	return se
+	return wantStatus(t, httpxtest.Transient[*sendgrid.Error](t, err), status)
 }
 
 // wantPermanent fails unless err is a permanent *sendgrid.Error with the given status.
 func wantPermanent(t *testing.T, err error, status int) *sendgrid.Error {
 	t.Helper()
-	if err == nil {
-		t.Fatal("no error, want a permanent one")
-	}
-	if !providers.IsPermanent(err) {
-		t.Fatalf("error %v is transient, want permanent", err)
-	}
-	se := apiError(t, err)
+	return wantStatus(t, httpxtest.Permanent[*sendgrid.Error](t, err), status)
+}
+
+func wantStatus(t *testing.T, se *sendgrid.Error, status int) *sendgrid.Error {
+	t.Helper()
 	if se.Status != status {
-		t.Fatalf("error %v has status %d, want %d", err, se.Status, status)
+		t.Fatalf("error %v has status %d, want %d", se, se.Status, status)
 	}
 	return se
 }
@@ -178,22 +135,6 @@ func intercept(t *testing.T, base string, routes map[string]http.HandlerFunc) st
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
-}
-
-// answer is a handler that writes one canned answer.
-func answer(status int, contentType, body string, header ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		if contentType == "" {
-			w.Header()["Content-Type"] = nil // no sniffing: really no Content-Type
-		} else {
-			w.Header().Set("Content-Type", contentType)
-		}
-		for i := 0; i+1 < len(header); i += 2 {
-			w.Header().Set(header[i], header[i+1])
-		}
-		w.WriteHeader(status)
-		_, _ = w.Write([]byte(body))
-	}
 }
 
 // names lists the names of keys.

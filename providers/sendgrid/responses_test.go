@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 	"github.com/kvrotator/kvrotator/providers/sendgrid"
 )
 
@@ -49,7 +50,7 @@ func TestCreateResponses(t *testing.T) {
 			body := strings.ReplaceAll(tc.body, "ADMIN", f.admin.Value)
 			var deleted atomic.Int32
 			base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{
-				"POST /v3/api_keys": answer(tc.status, tc.ctype, body),
+				"POST /v3/api_keys": httpxtest.Answer(tc.status, tc.ctype, body),
 				"DELETE /v3/api_keys/NewKeyId00000000000000": func(w http.ResponseWriter, _ *http.Request) {
 					deleted.Add(1)
 					w.WriteHeader(http.StatusNoContent)
@@ -87,7 +88,7 @@ func TestListResponses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"GET /v3/api_keys": answer(200, "application/json", tc.body)})
+			base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"GET /v3/api_keys": httpxtest.Answer(200, "application/json", tc.body)})
 			_, err := sendgrid.New().Create(t.Context(), f.request(base))
 			e := wantPermanent(t, err, 200)
 			if !strings.Contains(e.Reason, tc.reason) {
@@ -112,7 +113,7 @@ func TestKeyDetailsResponses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			body := strings.ReplaceAll(tc.body, `"ID"`, `"`+f.current.ID+`"`)
-			base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"GET /v3/api_keys/" + f.current.ID: answer(200, "application/json", body)})
+			base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"GET /v3/api_keys/" + f.current.ID: httpxtest.Answer(200, "application/json", body)})
 			_, err := sendgrid.New().Create(t.Context(), f.request(base))
 			e := wantPermanent(t, err, 200)
 			if !strings.Contains(e.Reason, tc.reason) {
@@ -147,7 +148,7 @@ func TestVerifyResponses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"GET /v3/scopes": answer(tc.status, tc.ctype, tc.body, "Location", "https://elsewhere.example.com/")})
+			base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"GET /v3/scopes": httpxtest.Answer(tc.status, tc.ctype, tc.body, "Location", "https://elsewhere.example.com/")})
 			err := sendgrid.New().Verify(t.Context(), f.request(base), providers.Credential{Value: providers.NewValue(newKey), CredentialID: "NewKeyId00000000000000"})
 			clean(t, err, f.secrets(newKey)...)
 			switch {
@@ -175,7 +176,7 @@ func TestDeleteResponses(t *testing.T) {
 		{429, false, true}, {500, false, true}, {503, false, true},
 	} {
 		f := newFixture(t)
-		base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"DELETE /v3/api_keys/OldKey": answer(tc.status, "application/json", `{"errors":[{"field":null,"message":"x"}]}`)})
+		base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"DELETE /v3/api_keys/OldKey": httpxtest.Answer(tc.status, "application/json", `{"errors":[{"field":null,"message":"x"}]}`)})
 		err := sendgrid.New().Revoke(t.Context(), f.request(base), "OldKey")
 		switch {
 		case tc.ok:
@@ -192,7 +193,7 @@ func TestDeleteResponses(t *testing.T) {
 
 func TestRetryAfterHeaderWins(t *testing.T) {
 	f := newFixture(t)
-	base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"GET /v3/api_keys": answer(429, "application/json",
+	base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"GET /v3/api_keys": httpxtest.Answer(429, "application/json",
 		`{"errors":[{"field":null,"message":"too many requests"}]}`, "Retry-After", "7", "X-RateLimit-Reset", "9999999999")})
 	_, err := sendgrid.New().Create(t.Context(), f.request(base))
 	if e := wantTransient(t, err, 429); e.RetryAfter().Seconds() != 7 {
@@ -215,7 +216,7 @@ func TestErrorMessages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			body := strings.ReplaceAll(tc.body, "ADMIN", f.admin.Value)
 			body = strings.ReplaceAll(body, "PART", f.admin.Value[10:40])
-			base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"GET /v3/api_keys": answer(400, "application/json", body)})
+			base := intercept(t, f.srv.URL, map[string]http.HandlerFunc{"GET /v3/api_keys": httpxtest.Answer(400, "application/json", body)})
 			_, err := sendgrid.New().Create(t.Context(), f.request(base))
 			clean(t, err, f.secrets()...)
 			if e := wantPermanent(t, err, 400); e.Message != tc.want {

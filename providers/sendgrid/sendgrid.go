@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
@@ -93,9 +94,7 @@ type Option func(*Provider)
 func WithHTTPClient(c *http.Client) Option {
 	return func(p *Provider) {
 		if c != nil {
-			cc := *c
-			cc.CheckRedirect = noRedirect
-			p.client = &cc
+			p.client = httpx.WithoutRedirects(c)
 		}
 	}
 }
@@ -123,7 +122,7 @@ func WithClock(now func() time.Time) Option {
 // system's roots) without following redirects.
 func New(opts ...Option) *Provider {
 	p := &Provider{
-		client:  &http.Client{CheckRedirect: noRedirect},
+		client:  httpx.WithoutRedirects(nil),
 		timeout: DefaultTimeout,
 		now:     time.Now,
 	}
@@ -132,8 +131,6 @@ func New(opts ...Option) *Provider {
 	}
 	return p
 }
-
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Shape is providers.ShapeCreateRevoke: a new key is created; the old one is deleted after the grace
 // period.
@@ -230,7 +227,7 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 	if err != nil {
 		return err
 	}
-	if r.status != http.StatusOK {
+	if r.Status != http.StatusOK {
 		return p.failure(cfg, c, r, map[int]verdict{
 			http.StatusUnauthorized: {"SendGrid does not accept the new key yet (new keys take a moment to propagate); will check again", true},
 			http.StatusForbidden:    {"SendGrid forbids the new key to read its own scopes", false},
@@ -239,12 +236,12 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 	var body struct {
 		Scopes *[]string `json:"scopes"`
 	}
-	reason := r.decode(&body)
+	reason := decode(r, &body)
 	if reason == "" && body.Scopes == nil {
 		reason = "scopes is missing"
 	}
 	if reason != "" {
-		return providers.Permanent(c.errorf(cfg, r.status, "response breaks SendGrid's contract: "+reason, nil))
+		return providers.Permanent(c.errorf(cfg, r.Status, "response breaks SendGrid's contract: "+reason, nil))
 	}
 	return nil
 }
@@ -326,13 +323,13 @@ func (p *Provider) listKeys(ctx context.Context, cfg config, admin string, secre
 	if err != nil {
 		return nil, err
 	}
-	if r.status != http.StatusOK {
+	if r.Status != http.StatusOK {
 		return nil, p.failure(cfg, c, r, map[int]verdict{http.StatusForbidden: {forbidden(cfg, "api_keys.read"), false}})
 	}
 	var body struct {
 		Result *[]keySummary `json:"result"`
 	}
-	reason := r.decode(&body)
+	reason := decode(r, &body)
 	if reason == "" && body.Result == nil {
 		reason = "result is missing"
 	}
@@ -345,7 +342,7 @@ func (p *Provider) listKeys(ctx context.Context, cfg config, admin string, secre
 		}
 	}
 	if reason != "" {
-		return nil, providers.Permanent(c.errorf(cfg, r.status, "response breaks SendGrid's contract: "+reason, nil))
+		return nil, providers.Permanent(c.errorf(cfg, r.Status, "response breaks SendGrid's contract: "+reason, nil))
 	}
 	return *body.Result, nil
 }
@@ -358,7 +355,7 @@ func (p *Provider) deleteKey(ctx context.Context, cfg config, admin, id string, 
 	if err != nil {
 		return err
 	}
-	switch r.status {
+	switch r.Status {
 	case http.StatusNoContent, http.StatusOK, http.StatusNotFound:
 		return nil
 	}
@@ -398,7 +395,7 @@ func (p *Provider) scopesFor(ctx context.Context, cfg config, admin string, req 
 	if err != nil {
 		return nil, err
 	}
-	switch r.status {
+	switch r.Status {
 	case http.StatusOK:
 	case http.StatusNotFound:
 		return fallback(fmt.Sprintf("the current key %s no longer exists", id))
@@ -406,16 +403,16 @@ func (p *Provider) scopesFor(ctx context.Context, cfg config, admin string, req 
 		return nil, p.failure(cfg, c, r, map[int]verdict{http.StatusForbidden: {forbidden(cfg, "api_keys.read"), false}})
 	}
 	var body keyDetails
-	reason := r.decode(&body)
+	reason := decode(r, &body)
 	var scopes []string
 	if reason == "" {
 		scopes, reason = body.scopesOf(id)
 	}
 	if reason != "" {
-		return nil, providers.Permanent(c.errorf(cfg, r.status, "response breaks SendGrid's contract: "+reason, nil))
+		return nil, providers.Permanent(c.errorf(cfg, r.Status, "response breaks SendGrid's contract: "+reason, nil))
 	}
 	if len(scopes) == 0 {
-		return nil, providers.Permanent(c.errorf(cfg, r.status, fmt.Sprintf(
+		return nil, providers.Permanent(c.errorf(cfg, r.Status, fmt.Sprintf(
 			"the current key %s has no scopes; refusing to create a key without scopes (SendGrid would give it full access)", id), nil))
 	}
 	return scopes, nil
@@ -471,7 +468,7 @@ func (p *Provider) createKey(ctx context.Context, cfg config, admin string, req 
 	if err != nil {
 		return providers.Credential{}, err
 	}
-	if r.status != http.StatusCreated && r.status != http.StatusOK {
+	if r.Status != http.StatusCreated && r.Status != http.StatusOK {
 		why := forbidden(cfg, "api_keys.create")
 		if live >= MaxKeys {
 			why = fmt.Sprintf("the account holds %d API keys, SendGrid's limit is %d: delete unused keys (or %s)", live, MaxKeys, why)
@@ -479,13 +476,13 @@ func (p *Provider) createKey(ctx context.Context, cfg config, admin string, req 
 		return providers.Credential{}, p.failure(cfg, c, r, map[int]verdict{http.StatusForbidden: {why, false}})
 	}
 	var k createdKey
-	reason := r.decode(&k)
+	reason := decode(r, &k)
 	if reason == "" && !keyIDPattern.MatchString(k.ID) {
 		reason = "api_key_id is missing or malformed"
 	}
 	if reason != "" {
 		// No usable id: the next attempt finds the key by its name and deletes it.
-		return providers.Credential{}, providers.Permanent(c.errorf(cfg, r.status, "response breaks SendGrid's contract: "+reason, nil))
+		return providers.Credential{}, providers.Permanent(c.errorf(cfg, r.Status, "response breaks SendGrid's contract: "+reason, nil))
 	}
 	secrets = append(secrets, k.APIKey)
 	switch {
@@ -505,7 +502,7 @@ func (p *Provider) createKey(ctx context.Context, cfg config, admin string, req 
 		}
 	}
 	if reason != "" {
-		e := c.errorf(cfg, r.status, "response breaks SendGrid's contract: "+reason, nil)
+		e := c.errorf(cfg, r.Status, "response breaks SendGrid's contract: "+reason, nil)
 		if !strings.EqualFold(k.ID, req.CredentialID) {
 			// Unusable, and recorded nowhere: delete it now (best effort; a retry would find it by name).
 			if derr := p.deleteKey(ctx, cfg, admin, k.ID, secrets); derr != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 	"github.com/kvrotator/kvrotator/providers/sendgrid"
 	"github.com/kvrotator/kvrotator/providers/sendgrid/sendgridtest"
 )
@@ -364,7 +365,7 @@ func TestAdminKeyProblems(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := f.request(f.srv.URL)
-			req.Secrets = vaultSecrets{adminSecret: tc.value}
+			req.Secrets = httpxtest.Secrets{adminSecret: tc.value}
 			var err error
 			if tc.op == "create" {
 				_, err = sendgrid.New().Create(t.Context(), req)
@@ -394,9 +395,9 @@ func TestAdminSecretProblems(t *testing.T) {
 	f := newFixture(t)
 
 	req := f.request(f.srv.URL)
-	req.Secrets = vaultSecrets{}
+	req.Secrets = httpxtest.Secrets{}
 	_, err := sendgrid.New().Create(t.Context(), req)
-	if !errors.Is(err, errNotFound) || !strings.Contains(err.Error(), `secret "sendgrid-admin"`) {
+	if !errors.Is(err, httpxtest.ErrNotFound) || !strings.Contains(err.Error(), `secret "sendgrid-admin"`) {
 		t.Errorf("admin secret missing: %v, want the vault's not-found error, naming the secret", err)
 	}
 
@@ -518,13 +519,13 @@ func TestNoKeyInAnyError(t *testing.T) {
 
 	for _, admin := range []string{wrong, readOnly.Value} {
 		req := f.request(f.srv.URL)
-		req.Secrets = vaultSecrets{adminSecret: admin}
+		req.Secrets = httpxtest.Secrets{adminSecret: admin}
 		_, err := p.Create(t.Context(), req)
 		if err == nil {
 			t.Fatal("Create succeeded with a bad admin key")
 		}
 		clean(t, err, all...)
-		if e := apiError(t, err); !strings.Contains(e.Message, "[redacted]") && !strings.Contains(e.Message, "withheld") {
+		if e := httpxtest.As[*sendgrid.Error](t, err); !strings.Contains(e.Message, "[redacted]") && !strings.Contains(e.Message, "withheld") {
 			t.Errorf("Message %q: the echoed key should show as redacted", e.Message)
 		}
 	}

@@ -5,19 +5,18 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // The headers of every call.
@@ -37,7 +36,7 @@ const (
 const (
 	signaturePrefix = "sha256="             // the scheme in HeaderSignature
 	userAgent       = "kvrotator-webhook/1" // lets a service recognise the caller in its logs
-	jsonType        = "application/json"
+	jsonType        = httpx.JSONType
 	errorField      = "error" // the message field of a JSON error body
 )
 
@@ -68,19 +67,10 @@ type call struct {
 	secrets  []string // redacted from anything the service says back
 }
 
-// response is an answer whose status the caller handles: the body is read up to MaxResponseBytes, and
-// tooLong says there was more.
-type response struct {
-	status  int
-	header  http.Header
-	body    []byte
-	tooLong bool
-}
-
 // do signs and sends c and returns the response if its status is one of ok. Any other outcome is an
 // *Error: transient for timeouts, connection errors, 408, 429 and 5xx; permanent (providers.Permanent)
 // for the other statuses and for TLS certificate failures.
-func (p *Provider) do(ctx context.Context, cfg config, key []byte, c call, ok ...int) (*response, error) {
+func (p *Provider) do(ctx context.Context, cfg config, key []byte, c call, ok ...int) (*httpx.Response, error) {
 	fail := func(status int, reason string, cause error) *Error {
 		return &Error{Endpoint: c.endpoint, URL: c.url, Status: status, Reason: reason, Err: cause}
 	}
@@ -108,27 +98,20 @@ func (p *Provider) do(ctx context.Context, cfg config, key []byte, c call, ok ..
 	if err != nil {
 		return nil, transportError(ctx, callCtx, cfg, fail(0, "", nil), err)
 	}
-	defer resp.Body.Close()
-	r := &response{status: resp.StatusCode, header: resp.Header}
-	r.body, err = io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	r, err := httpx.Read(resp, MaxResponseBytes)
 	if err != nil {
 		e := fail(resp.StatusCode, "reading the response", nil)
 		return nil, transportError(ctx, callCtx, cfg, e, err)
 	}
-	if len(r.body) > MaxResponseBytes {
-		r.body, r.tooLong = nil, true
-	}
-	for _, s := range ok {
-		if resp.StatusCode == s {
-			return r, nil
-		}
+	if slices.Contains(ok, r.Status) {
+		return r, nil
 	}
 
-	e := fail(resp.StatusCode, "", nil)
-	e.Retry = parseRetryAfter(resp.Header.Get("Retry-After"), p.now())
+	e := fail(r.Status, "", nil)
+	e.Retry = parseRetryAfter(r.Header.Get("Retry-After"), p.now())
 	e.Message = errorMessage(r, c.secrets)
-	switch s := resp.StatusCode; {
-	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
+	switch s := r.Status; {
+	case httpx.Retryable(s):
 		e.Reason = "the service is unavailable or busy; will retry"
 		return nil, e
 	case s == http.StatusUnauthorized || s == http.StatusForbidden:
@@ -146,48 +129,34 @@ func (p *Provider) do(ctx context.Context, cfg config, key []byte, c call, ok ..
 // transportError classifies a failure to get (or read) a response: a certificate the client does not
 // trust needs a person and is permanent; timeouts, resets and refusals are transient.
 func transportError(ctx, callCtx context.Context, cfg config, e *Error, err error) error {
-	var certErr *tls.CertificateVerificationError
-	var netErr net.Error
-	switch {
-	case ctx.Err() != nil:
-		// The engine's own deadline or cancellation: report it as such.
-		e.Reason, e.Err = "stopped by the caller", ctx.Err()
-		return e
-	case errors.Is(callCtx.Err(), context.DeadlineExceeded):
-		e.Reason, e.Err = fmt.Sprintf("no answer within %v (%s)", cfg.timeout, TagTimeout), context.DeadlineExceeded
-		return e
-	case errors.As(err, &certErr):
-		e.Reason, e.Err = "the service's TLS certificate is not trusted", err
-		return providers.Permanent(e)
-	case errors.As(err, &netErr) && netErr.Timeout():
-		e.Reason, e.Err = "timed out", err
-		return e
-	default:
-		e.Reason, e.Err = "no response", err
-		return e
+	reasons := httpx.TransportReasons{
+		Deadline:    fmt.Sprintf("no answer within %v (%s)", cfg.timeout, TagTimeout),
+		Untrusted:   "the service's TLS certificate is not trusted",
+		TimedOut:    "timed out",
+		Unreachable: "no response",
 	}
+	var permanent bool
+	e.Reason, e.Err, permanent = reasons.Classify(ctx, callCtx, err)
+	if permanent {
+		return providers.Permanent(e)
+	}
+	return e
 }
 
 // errorMessage is the sanitized "error" field of a JSON error body, or "".
-func errorMessage(r *response, secrets []string) string {
-	if r.tooLong || !isJSON(r.header) {
+func errorMessage(r *httpx.Response, secrets []string) string {
+	if r.JSONProblem() != "" {
 		return ""
 	}
 	var body map[string]json.RawMessage
-	if json.Unmarshal(r.body, &body) != nil {
+	if json.Unmarshal(r.Body, &body) != nil {
 		return ""
 	}
 	var msg string
 	if json.Unmarshal(body[errorField], &msg) != nil {
 		return ""
 	}
-	return sanitizeMessage(msg, secrets...)
-}
-
-// isJSON reports whether the response says its body is JSON (application/json or a +json type).
-func isJSON(h http.Header) bool {
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
-	return err == nil && (mt == jsonType || strings.HasSuffix(mt, "+json"))
+	return messages.Sanitize(msg, secrets...)
 }
 
 func statusList(codes []int) string {
@@ -200,16 +169,14 @@ func statusList(codes []int) string {
 
 // object decodes a success body that must be one JSON object. Field names are matched exactly; unknown
 // fields are ignored. The error says what is wrong without quoting the body.
-func (r *response) object() (map[string]json.RawMessage, string) {
-	switch {
-	case r.tooLong:
-		return nil, fmt.Sprintf("response body exceeds %d KiB", MaxResponseBytes>>10)
-	case !isJSON(r.header):
-		return nil, fmt.Sprintf("response Content-Type is %q, want %s", r.header.Get("Content-Type"), jsonType)
-	case len(bytes.TrimSpace(r.body)) == 0:
+func object(r *httpx.Response) (map[string]json.RawMessage, string) {
+	if reason := r.JSONProblem(); reason != "" {
+		return nil, "response " + reason
+	}
+	if len(bytes.TrimSpace(r.Body)) == 0 {
 		return nil, "empty response body"
 	}
-	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
 	var obj map[string]json.RawMessage
 	if err := dec.Decode(&obj); err != nil {
 		var se *json.SyntaxError

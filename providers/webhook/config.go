@@ -2,13 +2,12 @@ package webhook
 
 import (
 	"errors"
-	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // The tags the provider reads. Names are case-insensitive.
@@ -101,31 +100,13 @@ func parseConfig(p providers.Params, address string) (config, error) {
 	}
 }
 
-// loopbackHosts may be called over plain http: the request never leaves the machine.
-var loopbackHosts = []string{"127.0.0.1", "localhost", "::1"}
-
-// parseBaseURL checks a base URL and returns it without a trailing slash. The error is the reason only;
-// the caller names the tag.
+// parseBaseURL checks a base URL (httpx.ParseBaseURL: https, http only for 127.0.0.1, localhost and
+// ::1, no user information, query or fragment) and returns it without a trailing slash. The error is
+// the reason only; the caller names the tag.
 func parseBaseURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", errors.New("not a URL")
-	}
-	switch {
-	case !u.IsAbs() || u.Opaque != "":
-		return "", errors.New("not an absolute URL; use https://host[:port][/path]")
-	case u.Scheme == "http" && !slices.Contains(loopbackHosts, strings.ToLower(u.Hostname())):
-		return "", errors.New("http is allowed only for 127.0.0.1, localhost and ::1; use https")
-	case u.Scheme != "https" && u.Scheme != "http":
-		return "", errors.New("scheme must be https")
-	case u.Host == "" || u.Hostname() == "":
-		return "", errors.New("no host")
-	case u.User != nil:
+	base, err := httpx.ParseBaseURL(raw, true)
+	if httpx.URLProblemOf(err) == httpx.URLUserInfo {
 		return "", errors.New("must not contain user information; the signature authenticates the calls")
-	case u.RawQuery != "" || u.ForceQuery:
-		return "", errors.New("must not contain a query")
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return "", errors.New("must not contain a fragment")
 	}
-	return strings.TrimRight(u.String(), "/"), nil
+	return base, err
 }

@@ -2,11 +2,9 @@ package webhook
 
 import (
 	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
+
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // Error is a failed call to the service. Errors the engine should not retry are wrapped with
@@ -32,23 +30,13 @@ type Error struct {
 const MaxMessageChars = 200
 
 func (e *Error) Error() string {
-	var b strings.Builder
+	var b httpx.ErrorText
 	fmt.Fprintf(&b, "webhook %s (POST %s)", e.Endpoint, e.URL)
-	if e.Status != 0 {
-		fmt.Fprintf(&b, ": HTTP %d", e.Status)
-	}
-	if e.Reason != "" {
-		b.WriteString(": " + e.Reason)
-	}
-	if e.Message != "" {
-		fmt.Fprintf(&b, ": service says %q", e.Message)
-	}
-	if e.Err != nil {
-		b.WriteString(": " + e.Err.Error())
-	}
-	if e.Retry > 0 {
-		fmt.Fprintf(&b, " (retry after %v)", e.Retry)
-	}
+	b.Status(e.Status)
+	b.Reason(e.Reason)
+	b.Says("service", e.Message)
+	b.Cause(e.Err)
+	b.Retry(e.Retry)
 	return b.String()
 }
 
@@ -65,70 +53,11 @@ const maxRetryAfter = 24 * time.Hour
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
 // Absent, malformed or past values give 0.
 func parseRetryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return min(time.Duration(min(n, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter)
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return min(t.Sub(now).Round(time.Second), maxRetryAfter)
-	}
-	return 0
+	return httpx.ParseRetryAfter(h, now, maxRetryAfter)
 }
 
-// sanitizeMessage makes a service's error message fit for logs: every occurrence of a secret is
-// redacted first (a service might echo the value it rejects), then control and format characters become
+// messages makes a service's error message fit for logs: every occurrence of a secret is redacted
+// first (a service might echo the value it rejects), then control and format characters become
 // spaces, runs of spaces collapse, and the result is cut to MaxMessageChars characters. A message that
 // still quotes a piece of a secret (a service that shortened what it echoed) is withheld altogether.
-func sanitizeMessage(msg string, secrets ...string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "[redacted]")
-		}
-	}
-	msg = strings.ToValidUTF8(msg, "\uFFFD")
-	out := make([]rune, 0, min(len(msg), MaxMessageChars+1))
-	space := false
-	for _, r := range msg {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			space = len(out) > 0
-			continue
-		}
-		if space {
-			out = append(out, ' ')
-			space = false
-		}
-		out = append(out, r)
-		if len(out) > MaxMessageChars {
-			out = append(out[:MaxMessageChars-1], '…')
-			break
-		}
-	}
-	clean := string(out)
-	if quotesPartOf(clean, secrets) {
-		return "[withheld: it quoted part of a secret]"
-	}
-	return clean
-}
-
-// pieceLen is the shortest piece of a secret that quotesPartOf looks for: long enough that ordinary
-// words never match a random value by chance.
-const pieceLen = 12
-
-// quotesPartOf reports whether msg contains pieceLen consecutive bytes of one of the secrets.
-func quotesPartOf(msg string, secrets []string) bool {
-	for i := 0; i+pieceLen <= len(msg); i++ {
-		piece := msg[i : i+pieceLen]
-		for _, s := range secrets {
-			if len(s) >= pieceLen && strings.Contains(s, piece) {
-				return true
-			}
-		}
-	}
-	return false
-}
+var messages = httpx.Sanitizer{Max: MaxMessageChars, Withheld: httpx.WithheldSecret}

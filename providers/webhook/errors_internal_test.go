@@ -22,6 +22,7 @@ func TestSanitizeMessage(t *testing.T) {
 		{"invalid UTF-8", "a\xffb", "a\uFFFDb"},
 		{"whole secret redacted", "got " + secret + " twice: " + secret, "got [redacted] twice: [redacted]"},
 		{"piece of a secret withheld", "got " + secret[3:18], "[withheld: it quoted part of a secret]"},
+		{"8-byte piece of a secret withheld", "got " + secret[10:18], "[withheld: it quoted part of a secret]"},
 		{"short words are not pieces", "VALUE and s3cr3t", "VALUE and s3cr3t"},
 		{"exactly the limit", strings.Repeat("x", MaxMessageChars), strings.Repeat("x", MaxMessageChars)},
 		{"over the limit", strings.Repeat("x", MaxMessageChars+1), strings.Repeat("x", MaxMessageChars-1) + "…"},
@@ -29,9 +30,9 @@ func TestSanitizeMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := sanitizeMessage(tt.in, secret, "")
+			got := messages.Sanitize(tt.in, secret, "")
 			if got != tt.want {
-				t.Errorf("sanitizeMessage(%q) = %q, want %q", tt.in, got, tt.want)
+				t.Errorf("messages.Sanitize(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 			if n := utf8.RuneCountInString(got); n > MaxMessageChars {
 				t.Errorf("%d characters, more than %d", n, MaxMessageChars)

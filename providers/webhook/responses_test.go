@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 	"github.com/kvrotator/kvrotator/providers/webhook"
 )
 
@@ -87,7 +88,7 @@ func TestCreateResponses(t *testing.T) {
 			if tt.status == 307 {
 				header = []string{"Location", "http://127.0.0.1:9/elsewhere"}
 			}
-			c, err := webhook.New().Create(t.Context(), request(stub(t, tt.status, tt.contentType, tt.body, header...)))
+			c, err := webhook.New().Create(t.Context(), request(httpxtest.Stub(t, tt.status, tt.contentType, tt.body, header...)))
 			if tt.wantID != "" {
 				if err != nil {
 					t.Fatalf("Create: %v", err)
@@ -113,7 +114,7 @@ func TestCreateResponses(t *testing.T) {
 }
 
 func TestCreateAcceptedIsTransient(t *testing.T) {
-	base := stub(t, 202, "application/json", `{"status":"pending approval"}`, "Retry-After", "120")
+	base := httpxtest.Stub(t, 202, "application/json", `{"status":"pending approval"}`, "Retry-After", "120")
 	_, err := webhook.New().Create(t.Context(), request(base))
 	we := wantTransient(t, err, http.StatusAccepted)
 	if we.RetryAfter() != 2*time.Minute {
@@ -146,7 +147,7 @@ func TestVerifyResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := webhook.New().Verify(t.Context(), request(stub(t, tt.status, tt.contentType, tt.body, tt.header...)), cred("tok-2", newValue))
+			err := webhook.New().Verify(t.Context(), request(httpxtest.Stub(t, tt.status, tt.contentType, tt.body, tt.header...)), cred("tok-2", newValue))
 			switch tt.want {
 			case "ok":
 				if err != nil {
@@ -186,7 +187,7 @@ func TestRevokeResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strconv.Itoa(tt.status)+" "+tt.body, func(t *testing.T) {
-			err := webhook.New().Revoke(t.Context(), request(stub(t, tt.status, tt.contentType, tt.body)), "tok-1")
+			err := webhook.New().Revoke(t.Context(), request(httpxtest.Stub(t, tt.status, tt.contentType, tt.body)), "tok-1")
 			if !tt.permanent {
 				if err != nil {
 					t.Fatalf("Revoke: %v", err)
@@ -217,7 +218,7 @@ func TestRetryAfterForms(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.header, func(t *testing.T) {
-			base := stub(t, 503, "application/json", `{"error":"busy"}`, "Retry-After", tt.header)
+			base := httpxtest.Stub(t, 503, "application/json", `{"error":"busy"}`, "Retry-After", tt.header)
 			p := webhook.New(webhook.WithClock(func() time.Time { return now }))
 			req := request(base)
 			req.Now = now
@@ -253,7 +254,7 @@ func TestServiceErrorMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := webhook.New().Verify(t.Context(), request(stub(t, 400, tt.contentType, tt.body)), cred("tok-2", newValue))
+			err := webhook.New().Verify(t.Context(), request(httpxtest.Stub(t, 400, tt.contentType, tt.body)), cred("tok-2", newValue))
 			we := wantPermanent(t, err, 400)
 			if we.Message != tt.want {
 				t.Errorf("Message = %q, want %q", we.Message, tt.want)
@@ -457,7 +458,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	var followed bool
 	target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { followed = true }))
 	t.Cleanup(target.Close)
-	base := stub(t, http.StatusTemporaryRedirect, "", "", "Location", target.URL+"/create")
+	base := httpxtest.Stub(t, http.StatusTemporaryRedirect, "", "", "Location", target.URL+"/create")
 	// Even a client that would follow redirects does not.
 	p := webhook.New(webhook.WithHTTPClient(&http.Client{}))
 	_, err := p.Create(t.Context(), request(base))

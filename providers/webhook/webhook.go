@@ -56,6 +56,7 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
@@ -80,9 +81,7 @@ type Option func(*Provider)
 func WithHTTPClient(c *http.Client) Option {
 	return func(p *Provider) {
 		if c != nil {
-			cc := *c
-			cc.CheckRedirect = noRedirect
-			p.client = &cc
+			p.client = httpx.WithoutRedirects(c)
 		}
 	}
 }
@@ -105,7 +104,7 @@ const clientTimeout = (MaxTimeoutSeconds + 5) * time.Second
 // system's roots) without following redirects.
 func New(opts ...Option) *Provider {
 	p := &Provider{
-		client: &http.Client{Timeout: clientTimeout, CheckRedirect: noRedirect},
+		client: httpx.WithoutRedirects(&http.Client{Timeout: clientTimeout}),
 		now:    time.Now,
 	}
 	for _, o := range opts {
@@ -113,8 +112,6 @@ func New(opts ...Option) *Provider {
 	}
 	return p
 }
-
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Shape is providers.ShapeCreateRevoke: the service issues a new credential; the old one is revoked
 // after the grace period.
@@ -177,10 +174,10 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 	if err != nil {
 		return providers.Credential{}, err
 	}
-	if r.status == http.StatusAccepted {
-		return providers.Credential{}, &Error{Endpoint: c.endpoint, URL: c.url, Status: r.status,
+	if r.Status == http.StatusAccepted {
+		return providers.Credential{}, &Error{Endpoint: c.endpoint, URL: c.url, Status: r.Status,
 			Reason: "the service is still issuing the credential; will ask again with the same idempotency key",
-			Retry:  parseRetryAfter(r.header.Get("Retry-After"), p.now())}
+			Retry:  parseRetryAfter(r.Header.Get("Retry-After"), p.now())}
 	}
 	now := req.Now
 	if now.IsZero() {
@@ -188,7 +185,7 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 	}
 	cred, reason := parseCreated(r, req, now)
 	if reason != "" {
-		return providers.Credential{}, providers.Permanent(&Error{Endpoint: c.endpoint, URL: c.url, Status: r.status,
+		return providers.Credential{}, providers.Permanent(&Error{Endpoint: c.endpoint, URL: c.url, Status: r.Status,
 			Reason: "response breaks the contract: " + reason})
 	}
 	return cred, nil
@@ -212,8 +209,8 @@ func checkCredentialID(id string) string {
 }
 
 // parseCreated reads a create response; the string says what breaks the contract, "" if nothing.
-func parseCreated(r *response, req providers.Request, now time.Time) (providers.Credential, string) {
-	obj, reason := r.object()
+func parseCreated(r *httpx.Response, req providers.Request, now time.Time) (providers.Credential, string) {
+	obj, reason := object(r)
 	if reason != "" {
 		return providers.Credential{}, reason
 	}
@@ -277,10 +274,10 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 		return err
 	}
 	malformed := func(reason string) error {
-		return providers.Permanent(&Error{Endpoint: c.endpoint, URL: c.url, Status: r.status,
+		return providers.Permanent(&Error{Endpoint: c.endpoint, URL: c.url, Status: r.Status,
 			Reason: "response breaks the contract: " + reason})
 	}
-	obj, reason := r.object()
+	obj, reason := object(r)
 	if reason != "" {
 		return malformed(reason)
 	}
@@ -293,9 +290,9 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 		return malformed("valid is not a boolean")
 	}
 	if !valid {
-		return &Error{Endpoint: c.endpoint, URL: c.url, Status: r.status,
+		return &Error{Endpoint: c.endpoint, URL: c.url, Status: r.Status,
 			Reason: "the service says the credential does not work (yet); will check again",
-			Retry:  parseRetryAfter(r.header.Get("Retry-After"), p.now())}
+			Retry:  parseRetryAfter(r.Header.Get("Retry-After"), p.now())}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 	"github.com/kvrotator/kvrotator/providers/webhook"
 	"github.com/kvrotator/kvrotator/providers/webhook/webhooktest"
 )
@@ -248,7 +249,7 @@ func TestSignature(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := webhook.New(webhook.WithClock(func() time.Time { return tt.clock }))
 			req := request(srv.URL)
-			req.Secrets = vaultSecrets{keySecret: tt.key}
+			req.Secrets = httpxtest.Secrets{keySecret: tt.key}
 			req.IdempotencyKey = "kvr-" + strings.ReplaceAll(tt.name, " ", "-")
 			created := srv.Created()
 
@@ -403,19 +404,19 @@ func TestSigningKeyProblems(t *testing.T) {
 		modify func(*providers.Request)
 		check  func(t *testing.T, err error)
 	}{
-		{"signing secret missing", func(r *providers.Request) { r.Secrets = vaultSecrets{} }, func(t *testing.T, err error) {
-			if !errors.Is(err, errNotFound) {
+		{"signing secret missing", func(r *providers.Request) { r.Secrets = httpxtest.Secrets{} }, func(t *testing.T, err error) {
+			if !errors.Is(err, httpxtest.ErrNotFound) {
 				t.Errorf("error %v does not wrap the reader's error", err)
 			}
 			if !strings.Contains(err.Error(), keySecret) || !strings.Contains(err.Error(), webhook.TagSigningSecret) {
 				t.Errorf("error %q names neither the secret nor the tag", err)
 			}
 		}},
-		{"signing key too short", func(r *providers.Request) { r.Secrets = vaultSecrets{keySecret: "SHORTKEY-leak"} }, func(t *testing.T, err error) {
+		{"signing key too short", func(r *providers.Request) { r.Secrets = httpxtest.Secrets{keySecret: "SHORTKEY-leak"} }, func(t *testing.T, err error) {
 			wantConfigError(t, err, webhook.TagSigningSecret, "at least 16")
 			clean(t, err, "SHORTKEY-leak")
 		}},
-		{"signing key empty", func(r *providers.Request) { r.Secrets = vaultSecrets{keySecret: ""} }, func(t *testing.T, err error) {
+		{"signing key empty", func(r *providers.Request) { r.Secrets = httpxtest.Secrets{keySecret: ""} }, func(t *testing.T, err error) {
 			wantConfigError(t, err, webhook.TagSigningSecret, "at least 16")
 		}},
 		{"no secret reader", func(r *providers.Request) { r.Secrets = nil }, func(t *testing.T, err error) {
