@@ -5,8 +5,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -140,7 +140,7 @@ func ParseVaults(v string) ([]VaultSetting, error) {
 		if name == "" {
 			name = firstLabel(u)
 		}
-		if !vaultNameRE.MatchString(name) || strings.Contains(name, "--") {
+		if !kvnames.Vault(name) {
 			return nil, fmt.Errorf("%s: %q: %q is not a vault name; for an address without the vault's name in it, write name=URL", EnvVaults, item, name)
 		}
 		if seen[strings.ToLower(name)] {
@@ -154,8 +154,6 @@ func ParseVaults(v string) ([]VaultSetting, error) {
 	}
 	return out, nil
 }
-
-var vaultNameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
 
 func firstLabel(u string) string {
 	host := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")

@@ -3,9 +3,9 @@ package emulator
 import (
 	"crypto/x509"
 	"fmt"
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"log/slog"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -126,11 +126,9 @@ const DefaultTenantID = "72f988bf-0000-4000-8000-00000000cafe"
 // DefaultSubscriptionID is the subscription id in the vaults' ARM ids unless configured.
 const DefaultSubscriptionID = "00000000-0000-0000-0000-000000000000"
 
-var vaultNameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
-
 // validVaultName reports whether name is a valid Key Vault name.
 func validVaultName(name string) bool {
-	return vaultNameRE.MatchString(name) && !strings.Contains(name, "--")
+	return kvnames.Vault(name)
 }
 
 // withDefaults returns a copy of c with defaults filled in, or an error naming what is wrong.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,7 +14,9 @@ import (
 )
 
 // apiVersionRE accepts the 7.x versions and the date versions (2025-07-01, 2026-04-01, previews).
-var apiVersionRE = regexp.MustCompile(`^(7\.[0-9]+|20[0-9]{2}-[01][0-9]-[0-3][0-9])(-preview(\.[0-9]+)?)?$`)
+var apiVersionRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(7\.[0-9]+|20[0-9]{2}-[01][0-9]-[0-3][0-9])(-preview(\.[0-9]+)?)?$`)
+})
 
 type statusRecorder struct {
 	http.ResponseWriter
@@ -93,7 +96,7 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 		writeError(w, badParameter("The api-version query parameter is required."))
 		return
 	}
-	if !apiVersionRE.MatchString(c.apiVersion) {
+	if !apiVersionRE().MatchString(c.apiVersion) {
 		writeError(w, badParameter("The specified version (%s) is not recognized. Consider using the latest supported version (2026-04-01).", c.apiVersion))
 		return
 	}

@@ -406,7 +406,7 @@ func (s *Server) vaultList() []*vault {
 	return out
 }
 
-var ipLike = regexp.MustCompile(`^[0-9.]+$|:`)
+var ipLike = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9.]+$|:`) })
 
 // resolveVault finds the vault a request addresses: the dedicated listener's vault, else the first
 // label of the host name, else the only vault when the host is an IP address or "localhost".
@@ -421,7 +421,7 @@ func (s *Server) resolveVault(hostport string, fixed *vault) (*vault, *kvError) 
 	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if label, _, found := strings.Cut(host, "."); found && !ipLike.MatchString(host) {
+	if label, _, found := strings.Cut(host, "."); found && !ipLike().MatchString(host) {
 		if v := s.vaults[strings.ToLower(label)]; v != nil {
 			return v, nil
 		}

@@ -62,7 +62,7 @@ type TopicConfig struct {
 	Schema EventSchema
 }
 
-var topicNameRE = regexp.MustCompile(`^[a-zA-Z0-9-]{3,50}$`)
+var topicNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9-]{3,50}$`) })
 
 type topic struct {
 	name   string
@@ -78,7 +78,7 @@ type topic struct {
 func newTopics(cfgs []TopicConfig) (map[string]*topic, error) {
 	topics := make(map[string]*topic, len(cfgs))
 	for _, tc := range cfgs {
-		if !topicNameRE.MatchString(tc.Name) {
+		if !topicNameRE().MatchString(tc.Name) {
 			return nil, fmt.Errorf("topic name %q is invalid: use 3-50 letters, digits and hyphens", tc.Name)
 		}
 		key := strings.ToLower(tc.Name)
@@ -374,7 +374,7 @@ func checkEventGridEvent(i int, f map[string]json.RawMessage) *topicError {
 	return nil
 }
 
-var ceAttributeRE = regexp.MustCompile(`^[a-z0-9]+$`)
+var ceAttributeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+$`) })
 
 // checkCloudEvent requires specversion "1.0", id, source and type (non-empty strings); time, if
 // present, is RFC 3339; data and data_base64 are exclusive; attribute names are lower-case letters
@@ -400,7 +400,7 @@ func checkCloudEvent(i int, f map[string]json.RawMessage) *topicError {
 		return badEvents("InputJsonInvalid", "An event must not carry both 'data' and 'data_base64'. Path '[%d]'.", i)
 	}
 	for name := range f {
-		if name != "data_base64" && !ceAttributeRE.MatchString(name) {
+		if name != "data_base64" && !ceAttributeRE().MatchString(name) {
 			return badEvents("InputJsonInvalid", "Attribute name %s is invalid: CloudEvents attribute names are lower-case letters and digits. Path '[%d]'.", strconv.Quote(clip(name)), i)
 		}
 	}

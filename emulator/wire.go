@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"io"
 	"math"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -42,8 +42,6 @@ const (
 	maxBodyBytes       = 1 << 20  // set and update requests
 	maxRestoreBodySize = 24 << 20 // a backup of 500 versions of 25 KB, base64url-encoded
 )
-
-var secretNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
 
 // kvError is an error answered with Key Vault's error envelope.
 type kvError struct {
@@ -247,7 +245,7 @@ func jsonTypeName(kind string) string {
 
 // validateName checks a secret name against Key Vault's rules.
 func validateName(name string) *kvError {
-	if !secretNameRE.MatchString(name) {
+	if !kvnames.Secret(name) {
 		return badParameter("The request URI contains an invalid name: %s", name)
 	}
 	return nil

@@ -31,6 +31,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/kvrotator/kvrotator/rotation"
 )
@@ -85,7 +86,7 @@ func quote(s string) string {
 }
 
 // typeRE bounds the event type, which goes into logs for every event, known or not.
-var typeRE = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
+var typeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\x21-\x7e]{1,128}$`) })
 
 // knownTypes canonicalises the spelling of the secret event types the engine compares against.
 var knownTypes = []string{rotation.EventNearExpiry, rotation.EventExpired, rotation.EventNewVersion}
@@ -141,7 +142,7 @@ func decodeEvent(attrs fields) (rotation.Event, *DecodeError) {
 	if typ == "" {
 		return ev, errorf("eventType", "is missing (neither eventType nor type is set)")
 	}
-	if !typeRE.MatchString(typ) {
+	if !typeRE().MatchString(typ) {
 		return ev, errorf(typeField, "%s is not a valid event type (1-128 printable ASCII characters, no spaces)", quote(typ))
 	}
 	ev.Type = typ

@@ -2,21 +2,14 @@ package events
 
 import (
 	"errors"
-	"regexp"
-	"strings"
-)
-
-var (
-	vaultNameRE  = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
-	secretNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
-	versionRE    = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 )
 
 // CheckVaultName returns nil if name is a valid Key Vault name (3–24 letters, digits and hyphens,
 // starting with a letter, ending with a letter or digit, no consecutive hyphens), or an error that
 // quotes the name (cut to 128 characters) and states the rule.
 func CheckVaultName(name string) error {
-	if vaultNameRE.MatchString(name) && !strings.Contains(name, "--") {
+	if kvnames.Vault(name) {
 		return nil
 	}
 	return errors.New(quote(name) + ` is not a valid vault name (3-24 letters, digits and hyphens, starting with a letter, ending with a letter or digit, no "--")`)
@@ -25,7 +18,7 @@ func CheckVaultName(name string) error {
 // CheckSecretName returns nil if name is a valid Key Vault secret name (1–127 letters, digits and
 // hyphens), or an error that quotes the name (cut to 128 characters) and states the rule.
 func CheckSecretName(name string) error {
-	if secretNameRE.MatchString(name) {
+	if kvnames.Secret(name) {
 		return nil
 	}
 	return errors.New(quote(name) + " is not a valid secret name (1-127 letters, digits and hyphens)")
@@ -35,7 +28,7 @@ func CheckSecretName(name string) error {
 // an error that quotes it (cut to 128 characters). The empty string, which callers may use for "the
 // latest version", is not a version: callers that allow it test for it first.
 func CheckVersion(version string) error {
-	if versionRE.MatchString(version) {
+	if kvnames.Version(version) {
 		return nil
 	}
 	return errors.New(quote(version) + " is not a valid version (32 hexadecimal digits)")

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kvrotator/kvrotator/rotation"
@@ -34,11 +35,14 @@ const (
 //go:embed status.html
 var statusHTML string
 
-var statusPage = template.Must(template.New("status.html").Parse(statusHTML))
+// statusPage is parsed on first use, not at start-up: the handler's cold start stays cheap.
+var statusPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("status.html").Parse(statusHTML))
+})
 
 // positionCSS places timeline parts without style attributes (the page's CSP allows only its one
 // hashed style element): .lN is "N days after the start of the track", .wN "N days wide".
-var positionCSS = func() template.CSS {
+var positionCSS = sync.OnceValue(func() template.CSS {
 	var b strings.Builder
 	for d := 0; d <= tlDays; d++ {
 		fmt.Fprintf(&b, ".l%d{left:%.3f%%}", d, float64(d)*100/tlDays)
@@ -47,7 +51,7 @@ var positionCSS = func() template.CSS {
 		fmt.Fprintf(&b, ".w%d{width:%.3f%%}", d, float64(d)*100/tlDays)
 	}
 	return template.CSS(b.String())
-}()
+})
 
 // rotationStatus serves the status page (or, with ?format=json, the report). The envelope is always
 // 200; the caller's status is in Outputs.res.
@@ -200,7 +204,7 @@ type scaleMark struct {
 
 func renderStatus(rep rotation.StatusReport) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := statusPage.Execute(&buf, buildStatusView(rep)); err != nil {
+	if err := statusPage().Execute(&buf, buildStatusView(rep)); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -213,7 +217,7 @@ func buildStatusView(rep rotation.StatusReport) statusView {
 	}
 	at = at.UTC()
 	v := statusView{At: at.Format("2006-01-02 15:04:05 UTC"), AtISO: at.Format(time.RFC3339), Overdue: rep.Overdue(),
-		BadTags: rep.PolicyErrors(), Errors: rep.Errors, PositionCSS: positionCSS}
+		BadTags: rep.PolicyErrors(), Errors: rep.Errors, PositionCSS: positionCSS()}
 	for d := 0; d <= tlDays; d += 30 {
 		label := fmt.Sprintf("%+dd", d-tlPastDays)
 		if d == tlPastDays {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -148,7 +149,7 @@ func newManagedIdentity(c CredentialConfig) (azcore.TokenCredential, string, err
 }
 
 // tenantRE is Entra's tenant id alphabet (GUIDs and domain names).
-var tenantRE = regexp.MustCompile(`^[0-9a-zA-Z.-]+$`)
+var tenantRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-zA-Z.-]+$`) })
 
 func newCertificate(c CredentialConfig) (azcore.TokenCredential, string, error) {
 	switch {
@@ -156,7 +157,7 @@ func newCertificate(c CredentialConfig) (azcore.TokenCredential, string, error) 
 		return nil, "", errors.New("keyvault: certificate credential: no certificate file (set AZURE_CLIENT_CERTIFICATE_PATH to a PEM or PKCS#12 file with the certificate and its private key)")
 	case c.TenantID == "":
 		return nil, "", errors.New("keyvault: certificate credential: no tenant (set AZURE_TENANT_ID)")
-	case !tenantRE.MatchString(c.TenantID):
+	case !tenantRE().MatchString(c.TenantID):
 		return nil, "", fmt.Errorf("keyvault: certificate credential: invalid tenant id %q", c.TenantID)
 	case c.ClientID == "":
 		return nil, "", errors.New("keyvault: certificate credential: no application (client) id (set AZURE_CLIENT_ID)")

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"net"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -42,19 +44,17 @@ var _ rotation.Vault = (*Vault)(nil)
 
 // vaultNameRE is Key Vault's naming rule (plus: no "--", checked separately): 3–24 characters,
 // letters, digits and hyphens, starting with a letter and ending with a letter or digit.
-var vaultNameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
 
 // ValidVaultName reports whether name follows Key Vault's rule for vault names: 3–24 characters,
 // letters, digits and hyphens, starting with a letter, ending with a letter or digit, no "--".
 func ValidVaultName(name string) bool {
-	return vaultNameRE.MatchString(name) && !strings.Contains(name, "--")
+	return kvnames.Vault(name)
 }
 
 // secretNameRE is Key Vault's rule for secret names; versionRE accepts the service's 32-hex-digit
 // version ids (and anything else alphanumeric, so that only path-breaking input is refused).
 var (
-	secretNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
-	versionRE    = regexp.MustCompile(`^[0-9a-zA-Z]{1,64}$`)
+	versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-zA-Z]{1,64}$`) })
 )
 
 // VaultURL turns a vault name or URL into the vault's base URL. A name ("myvault") becomes
@@ -254,9 +254,9 @@ func (v *Vault) UpdateTags(ctx context.Context, name, version string, tags map[s
 func (v *Vault) checkNames(op, name, version string) error {
 	var reason string
 	switch {
-	case !secretNameRE.MatchString(name):
+	case !kvnames.Secret(name):
 		reason = "invalid secret name: use 1-127 letters, digits and hyphens"
-	case version != "" && !versionRE.MatchString(version):
+	case version != "" && !versionRE().MatchString(version):
 		reason = "invalid secret version"
 	default:
 		return nil

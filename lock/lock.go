@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -144,8 +145,7 @@ func (l *BlobLocker) LeaseDuration() time.Duration { return l.duration }
 func (l *BlobLocker) RenewEvery() time.Duration { return l.renewEvery }
 
 var (
-	keyPart       = regexp.MustCompile(`^[A-Za-z0-9-]{1,127}$`)
-	containerName = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$`)
+	containerName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$`) })
 )
 
 // BlobName returns the name of the lock blob for key, "vault/secret": locks/<vault>/<secret>, in lower
@@ -154,7 +154,7 @@ var (
 // unvalidated input.
 func BlobName(key string) (string, error) {
 	vault, secret, ok := strings.Cut(key, "/")
-	if !ok || !keyPart.MatchString(vault) || !keyPart.MatchString(secret) {
+	if !ok || !kvnames.Secret(vault) || !kvnames.Secret(secret) {
 		return "", fmt.Errorf("invalid lock key %q: want <vault>/<secret>, letters, digits and hyphens", key)
 	}
 	return "locks/" + strings.ToLower(vault) + "/" + strings.ToLower(secret), nil
@@ -177,7 +177,7 @@ func (l *BlobLocker) Lock(ctx context.Context, key string) (context.Context, fun
 	if err != nil {
 		return nil, nil, err
 	}
-	if !containerName.MatchString(l.containerName) {
+	if !containerName().MatchString(l.containerName) {
 		return nil, nil, fmt.Errorf("invalid lock container name %q", l.containerName)
 	}
 	if err := ctx.Err(); err != nil {

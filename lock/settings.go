@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -35,7 +36,7 @@ const (
 	devBlobPort    = "10000"
 )
 
-var accountNameRE = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
+var accountNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]{3,24}$`) })
 
 // FromSettings builds a BlobLocker for the Function App's own storage account from its settings, read
 // with getenv (os.Getenv in production). It makes no network call.
@@ -82,7 +83,7 @@ func FromSettings(getenv func(string) string, cred azcore.TokenCredential, trans
 		}
 		serviceURL = u
 	} else if name := identitySetting(getenv, "accountName"); name != "" {
-		if !accountNameRE.MatchString(name) {
+		if !accountNameRE().MatchString(name) {
 			return nil, fmt.Errorf("%s: %q is not a storage account name (3-24 lower-case letters and digits)",
 				SettingAccountName, name)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/kvrotator/kvrotator/providers"
@@ -39,14 +40,16 @@ const (
 const tagPrefix = "azure-keys-"
 
 var (
-	apiVersionRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(-preview)?$`)
-	guidRE       = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+	apiVersionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(-preview)?$`) })
+	guidRE       = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+	})
 	// dnsLabelRE is a resource name that can be the first label of a host name. Names that end up in
 	// data-plane host names (Storage, Cosmos DB, Redis, AI Search) must match, so that a tag can never
 	// point the new key at another host.
-	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	dnsLabelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`) })
 	// segmentRE is a resource id segment kvrotator is willing to put in a request path.
-	segmentRE = regexp.MustCompile(`^[\p{L}\p{N}._()~-]+$`)
+	segmentRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\p{L}\p{N}._()~-]+$`) })
 )
 
 // config is the provider's settings for one secret.
@@ -133,7 +136,7 @@ func parseConfig(p providers.Params, address, credentialID string) (config, erro
 	c.version = strings.TrimSpace(p.Get(TagAPIVersion))
 	if c.version == "" && c.kind != nil {
 		c.version = c.kind.apiVersion
-	} else if c.version != "" && !apiVersionRE.MatchString(c.version) {
+	} else if c.version != "" && !apiVersionRE().MatchString(c.version) {
 		errs = append(errs, providers.ConfigErrorf(TagAPIVersion, c.version, "not an api-version (YYYY-MM-DD or YYYY-MM-DD-preview)"))
 	}
 	return c, errors.Join(errs...)
@@ -157,7 +160,7 @@ func parseAddress(address string, errs []error) (*arm.ResourceID, *kind, []error
 		return bad("not an ARM resource id (/subscriptions/{subscription}/resourceGroups/{group}/providers/{namespace}/{type}/{name})")
 	}
 	for p := id; p != nil && p.Parent != nil; p = p.Parent {
-		if p.Name == "" || !segmentRE.MatchString(p.Name) || p.Name == "." || p.Name == ".." {
+		if p.Name == "" || !segmentRE().MatchString(p.Name) || p.Name == "." || p.Name == ".." {
 			return bad("resource id segment %q is not a resource name", p.Name)
 		}
 	}
@@ -168,10 +171,10 @@ func parseAddress(address string, errs []error) (*arm.ResourceID, *kind, []error
 	if err := id.ValidateResourceTypeChain(chain(k.resourceType)); err != nil {
 		return bad("not a %s resource id in a resource group: /subscriptions/{subscription}/resourceGroups/{group}/providers/%s/…", k.title, k.resourceType)
 	}
-	if !guidRE.MatchString(id.SubscriptionID) {
+	if !guidRE().MatchString(id.SubscriptionID) {
 		return bad("subscription %q is not a subscription id (a GUID)", id.SubscriptionID)
 	}
-	if needsHostName(k.family) && !dnsLabelRE.MatchString(strings.ToLower(id.Name)) {
+	if needsHostName(k.family) && !dnsLabelRE().MatchString(strings.ToLower(id.Name)) {
 		return bad("%q is not a valid %s name (lower-case letters, digits and hyphens)", id.Name, k.title)
 	}
 	return id, k, errs

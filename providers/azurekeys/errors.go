@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -148,10 +149,10 @@ func errorBody(body []byte, known ...string) (code, message string) {
 // keyLike matches what could be a key: a long run of base64 or hex characters with both letters and
 // digits in it. Azure's messages carry resource ids, GUIDs, action names and error codes: a run that
 // spans a resource id path ("…/resourceGroups/…/providers/…") is one of those, not a key.
-var keyLike = regexp.MustCompile(`[A-Za-z0-9+/=_]{32,}`)
+var keyLike = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[A-Za-z0-9+/=_]{32,}`) })
 
 func redactKeys(s string) string {
-	return keyLike.ReplaceAllStringFunc(s, func(run string) string {
+	return keyLike().ReplaceAllStringFunc(s, func(run string) string {
 		l := strings.ToLower(run)
 		if strings.Contains(l, "resourcegroups/") || strings.Contains(l, "providers/") || strings.Contains(l, "subscriptions/") {
 			return run

@@ -59,7 +59,7 @@ func TestRetryAfter(t *testing.T) {
 func TestDescriptors(t *testing.T) {
 	for name, k := range kinds {
 		if name != strings.ToLower(k.resourceType) || k.title == "" || k.role == "" || k.parse == nil || k.regenRequest == nil ||
-			!apiVersionRE.MatchString(k.apiVersion) || len(k.slots) == 0 || len(k.slots)%2 != 0 {
+			!apiVersionRE().MatchString(k.apiVersion) || len(k.slots) == 0 || len(k.slots)%2 != 0 {
 			t.Errorf("%s: incomplete descriptor", k.resourceType)
 		}
 		for _, s := range k.slots {

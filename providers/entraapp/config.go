@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
@@ -43,13 +44,17 @@ const (
 const tagPrefix = "entra-"
 
 // guidRE is a GUID in its usual 8-4-4-4-12 hex form: Entra object ids, application ids, key ids.
-var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+var guidRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+})
 
 // domainRE is a verified domain a tenant can be named by (contoso.onmicrosoft.com).
-var domainRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+var domainRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+})
 
 // isGUID reports whether s is a GUID.
-func isGUID(s string) bool { return guidRE.MatchString(s) }
+func isGUID(s string) bool { return guidRE().MatchString(s) }
 
 // config is the provider's settings for one secret.
 type config struct {
@@ -106,7 +111,7 @@ func parseConfig(p providers.Params, address string) (config, error) {
 	case t == "common" || t == "organizations" || t == "consumers":
 		errs = append(errs, providers.ConfigErrorf(TagTenant, c.tenant,
 			"a client-credentials sign-in needs a specific tenant: use the tenant's id (GUID) or a verified domain"))
-	case !isGUID(c.tenant) && !domainRE.MatchString(c.tenant):
+	case !isGUID(c.tenant) && !domainRE().MatchString(c.tenant):
 		errs = append(errs, providers.ConfigErrorf(TagTenant, c.tenant, "not a tenant id (GUID) or domain name"))
 	}
 

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
@@ -70,7 +71,7 @@ func (cl *client) verifyToken(ctx context.Context, tenant, appID, secret string)
 	if !r.TooLong && json.Unmarshal(r.Body, &body) == nil {
 		e.Code = messages.Sanitize(body.Error, secret)
 		e.RequestID = messages.Sanitize(body.TraceID, secret)
-		e.Message = messages.Sanitize(aadstsPrefix.ReplaceAllString(firstLine(body.Description), ""), secret)
+		e.Message = messages.Sanitize(aadstsPrefix().ReplaceAllString(firstLine(body.Description), ""), secret)
 		if len(body.Codes) > 0 {
 			e.AADSTS = body.Codes[0]
 		}
@@ -106,7 +107,7 @@ func (cl *client) verifyToken(ctx context.Context, tenant, appID, secret string)
 }
 
 // aadstsPrefix starts an Entra error description; Error.AADSTS holds the number.
-var aadstsPrefix = regexp.MustCompile(`^AADSTS\d+:\s*`)
+var aadstsPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^AADSTS\d+:\s*`) })
 
 // firstLine is an Entra error description without the "Trace ID: … Correlation ID: … Timestamp: …"
 // lines that follow it.

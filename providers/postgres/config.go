@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"errors"
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"net"
 	"net/netip"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/kvrotator/kvrotator/providers"
 )
@@ -54,15 +56,16 @@ const tagPrefix = "postgres-"
 
 var (
 	// secretName is a Key Vault secret name: 1-127 letters, digits and hyphens.
-	secretName = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
 	// roleName is the role names the provider accepts: PostgreSQL allows almost anything in a quoted
 	// identifier, but these are the names people use, and they are safe in logs and URLs. The provider
 	// always quotes them, so they are case-sensitive: App_A is not app_a.
-	roleName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@$-]{0,62}$`)
+	roleName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@$-]{0,62}$`) })
 	// dbName likewise for database names.
-	dbName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.$-]{0,62}$`)
+	dbName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.$-]{0,62}$`) })
 	// hostName is a DNS name (IP literals are parsed separately).
-	hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
+	hostName = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
+	})
 )
 
 // config is the provider's settings for one secret.
@@ -152,7 +155,7 @@ func parseConfig(p providers.Params, address, credentialID string) (config, erro
 	switch {
 	case c.admin == "":
 		errs = append(errs, providers.ConfigErrorf(TagAdminUser, "", "missing: set it to the role that sets the passwords (it needs CREATEROLE)"))
-	case !roleName.MatchString(c.admin):
+	case !roleName().MatchString(c.admin):
 		errs = append(errs, providers.ConfigErrorf(TagAdminUser, c.admin, "not a role name (1-63 characters: letters, digits, _ . @ $ -)"))
 	case slices.Contains(c.users, c.admin):
 		errs = append(errs, providers.ConfigErrorf(TagAdminUser, c.admin, "is one of the rotated logins in %s; use a separate admin role", TagUsers))
@@ -163,7 +166,7 @@ func parseConfig(p providers.Params, address, credentialID string) (config, erro
 	case c.adminRef == "":
 		errs = append(errs, providers.ConfigErrorf(TagAdminSecret, "",
 			"missing: set it to the name of the secret, in the same vault, that holds the admin's password"))
-	case !secretName.MatchString(c.adminRef):
+	case !kvnames.Secret(c.adminRef):
 		// Not repeated: someone may have put the password itself in the tag.
 		errs = append(errs, providers.ConfigErrorf(TagAdminSecret, "",
 			"not a Key Vault secret name (1-127 letters, digits and hyphens); the tag names the secret, it never holds the password"))
@@ -263,7 +266,7 @@ func (c *config) parseAddress(raw string) error {
 		return fail(true, "no database; use host:port/dbname")
 	case strings.Contains(db, "/"):
 		return fail(true, "the path must be one database name: host:port/dbname")
-	case !dbName.MatchString(db):
+	case !dbName().MatchString(db):
 		return fail(true, "the database name must be 1-63 characters: letters, digits, _ . $ -")
 	}
 	c.host, c.port, c.database = host, port, db
@@ -274,7 +277,7 @@ func validHost(h string) bool {
 	if _, err := netip.ParseAddr(h); err == nil {
 		return !strings.Contains(h, "%") // no IPv6 zones
 	}
-	return len(h) <= 253 && hostName.MatchString(h)
+	return len(h) <= 253 && hostName().MatchString(h)
 }
 
 // isLoopback reports whether a connection to host never leaves the machine.
@@ -288,7 +291,7 @@ func isLoopback(host string) bool {
 
 func validRoles(names []string) bool {
 	for _, n := range names {
-		if !roleName.MatchString(n) {
+		if !roleName().MatchString(n) {
 			return false
 		}
 	}

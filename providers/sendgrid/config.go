@@ -2,10 +2,12 @@ package sendgrid
 
 import (
 	"errors"
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
@@ -37,12 +39,11 @@ const (
 
 var (
 	// secretName is a Key Vault secret name: 1-127 letters, digits and hyphens.
-	secretName = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
 	// scopeName is a SendGrid scope: lower-case dotted words (mail.send, 2fa_required,
 	// user.scheduled_sends.read).
-	scopeName = regexp.MustCompile(`^[a-z0-9_-]+(\.[a-z0-9_-]+)*$`)
+	scopeName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9_-]+(\.[a-z0-9_-]+)*$`) })
 	// printable is what an on-behalf-of header value may contain.
-	printable = regexp.MustCompile(`^[\x20-\x7E]+$`)
+	printable = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\x20-\x7E]+$`) })
 )
 
 // config is the provider's settings for one secret.
@@ -63,7 +64,7 @@ func parseConfig(p providers.Params) (config, error) {
 	case c.adminSecret == "":
 		errs = append(errs, providers.ConfigErrorf(TagAdminSecret, "",
 			"missing: set it to the name of the secret, in the same vault, that holds a SendGrid API key with the api_keys.* scopes"))
-	case !secretName.MatchString(c.adminSecret):
+	case !kvnames.Secret(c.adminSecret):
 		// Not repeated: someone may have put the key itself in the tag.
 		errs = append(errs, providers.ConfigErrorf(TagAdminSecret, "",
 			"not a Key Vault secret name (1-127 letters, digits and hyphens); the tag names the secret, it never holds the key"))
@@ -95,7 +96,7 @@ func parseConfig(p providers.Params) (config, error) {
 		switch {
 		case c.onBehalfOf == "":
 			errs = append(errs, providers.ConfigErrorf(TagOnBehalfOf, "", "empty: remove the tag, or set a subuser's username or \"account-id <id>\""))
-		case len(c.onBehalfOf) > maxOnBehalfChars || !printable.MatchString(c.onBehalfOf):
+		case len(c.onBehalfOf) > maxOnBehalfChars || !printable().MatchString(c.onBehalfOf):
 			errs = append(errs, providers.ConfigErrorf(TagOnBehalfOf, "",
 				"must be 1-%d printable ASCII characters: a subuser's username or \"account-id <id>\"", maxOnBehalfChars))
 		}
@@ -135,7 +136,7 @@ func parseScopes(raw string) ([]string, error) {
 		switch {
 		case s == "":
 			return nil, errors.New("an empty item; separate scopes with single commas (mail.send,alerts.read)")
-		case !scopeName.MatchString(s):
+		case !scopeName().MatchString(s):
 			return nil, errors.New("scope " + quoteShort(s) + " is not a SendGrid scope name (lower-case words joined by dots, e.g. mail.send)")
 		case slices.Contains(scopes, s):
 			return nil, errors.New("scope " + s + " is listed twice")

@@ -42,6 +42,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
@@ -75,7 +76,7 @@ const tagCredentialID = "CredentialId"
 // keyIDPattern is what an api_key_id may contain: SendGrid's are base64url ("qfTQ6KG0QBiwWdJ0-pCLCA").
 // It becomes the CredentialId tag and a URL path segment. It excludes ".", so a key ("SG.….…") put in
 // CredentialId by mistake is never taken for an id, nor quoted in an error.
-var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+var keyIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`) })
 
 // Provider creates, verifies and deletes SendGrid API keys. It holds no mutable state and is safe for
 // concurrent use.
@@ -145,7 +146,7 @@ func (*Provider) Validate(p providers.Params) error {
 		errs = append(errs, err)
 	}
 	switch id := strings.TrimSpace(p.Get(tagCredentialID)); {
-	case id != "" && !keyIDPattern.MatchString(id):
+	case id != "" && !keyIDPattern().MatchString(id):
 		// Not repeated: it may be a key put in the wrong tag.
 		errs = append(errs, providers.ConfigErrorf(tagCredentialID, "", "not a SendGrid api_key_id (1-128 of A-Z a-z 0-9 _ -)"))
 	case id == "" && strings.TrimSpace(p.Get(TagScopes)) == "":
@@ -250,7 +251,7 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 // success. It refuses to delete the key the latest version holds (req.CredentialID): the engine never
 // asks for that, and this is the last line of defence. It also refuses to delete the admin key itself.
 func (p *Provider) Revoke(ctx context.Context, req providers.Request, credentialID string) error {
-	if !keyIDPattern.MatchString(credentialID) {
+	if !keyIDPattern().MatchString(credentialID) {
 		return providers.Permanent(errors.New("sendgrid revoke: credential id is not a SendGrid api_key_id (1-128 of A-Z a-z 0-9 _ -)"))
 	}
 	if strings.EqualFold(credentialID, strings.TrimSpace(req.CredentialID)) {
@@ -275,7 +276,7 @@ func embeddedID(key string) (string, bool) {
 		return "", false
 	}
 	id, _, ok := strings.Cut(rest, ".")
-	return id, ok && keyIDPattern.MatchString(id)
+	return id, ok && keyIDPattern().MatchString(id)
 }
 
 // prepare reads the tags and the admin key.
@@ -300,7 +301,7 @@ func (p *Provider) prepare(ctx context.Context, req providers.Request) (config, 
 	switch {
 	case admin == "":
 		return config{}, "", providers.ConfigErrorf(TagAdminSecret, cfg.adminSecret, "the secret is empty; it must hold a SendGrid API key")
-	case len(admin) > maxKeyBytes || !printable.MatchString(admin) || strings.Contains(admin, " "):
+	case len(admin) > maxKeyBytes || !printable().MatchString(admin) || strings.Contains(admin, " "):
 		// Never quoted: it is (or contains) the key.
 		return config{}, "", providers.ConfigErrorf(TagAdminSecret, cfg.adminSecret,
 			"the secret's value is not a SendGrid API key (it has spaces, control or non-ASCII characters, or is over %d bytes)", maxKeyBytes)
@@ -335,7 +336,7 @@ func (p *Provider) listKeys(ctx context.Context, cfg config, admin string, secre
 	}
 	if reason == "" {
 		for i, k := range *body.Result {
-			if !keyIDPattern.MatchString(k.ID) {
+			if !keyIDPattern().MatchString(k.ID) {
 				reason = fmt.Sprintf("result[%d].api_key_id is missing or malformed", i)
 				break
 			}
@@ -386,7 +387,7 @@ func (p *Provider) scopesFor(ctx context.Context, cfg config, admin string, req 
 	if id == "" {
 		return fallback("the secret has no CredentialId naming the current key")
 	}
-	if !keyIDPattern.MatchString(id) {
+	if !keyIDPattern().MatchString(id) {
 		return nil, providers.ConfigErrorf(tagCredentialID, "", "not a SendGrid api_key_id (1-128 of A-Z a-z 0-9 _ -)")
 	}
 	c := call{op: "read key", method: http.MethodGet, path: "/v3/api_keys/" + url.PathEscape(id),
@@ -477,7 +478,7 @@ func (p *Provider) createKey(ctx context.Context, cfg config, admin string, req 
 	}
 	var k createdKey
 	reason := decode(r, &k)
-	if reason == "" && !keyIDPattern.MatchString(k.ID) {
+	if reason == "" && !keyIDPattern().MatchString(k.ID) {
 		reason = "api_key_id is missing or malformed"
 	}
 	if reason != "" {
@@ -488,7 +489,7 @@ func (p *Provider) createKey(ctx context.Context, cfg config, admin string, req 
 	switch {
 	case k.APIKey == "":
 		reason = "api_key is missing or empty"
-	case len(k.APIKey) > maxKeyBytes || !printable.MatchString(k.APIKey) || strings.Contains(k.APIKey, " "):
+	case len(k.APIKey) > maxKeyBytes || !printable().MatchString(k.APIKey) || strings.Contains(k.APIKey, " "):
 		reason = "api_key is not a key (spaces, control or non-ASCII characters, or too long)"
 	case k.APIKey == admin || k.APIKey == req.Current.Reveal():
 		reason = "api_key is an existing key, not a new one"

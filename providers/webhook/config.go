@@ -2,7 +2,7 @@ package webhook
 
 import (
 	"errors"
-	"regexp"
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"strings"
 	"time"
 
@@ -32,7 +32,6 @@ const MinSigningKeyBytes = 16
 const tagPrefix = "webhook-"
 
 // secretName is a Key Vault secret name: 1-127 letters, digits and hyphens.
-var secretName = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
 
 // config is the provider's settings for one secret.
 type config struct {
@@ -78,7 +77,7 @@ func parseConfig(p providers.Params, address string) (config, error) {
 	case c.signingRef == "":
 		errs = append(errs, providers.ConfigErrorf(TagSigningSecret, "",
 			"missing: set it to the name of the secret, in the same vault, that holds the HMAC signing key"))
-	case !secretName.MatchString(c.signingRef):
+	case !kvnames.Secret(c.signingRef):
 		// Not repeated: someone may have put the key itself in the tag.
 		errs = append(errs, providers.ConfigErrorf(TagSigningSecret, "",
 			"not a Key Vault secret name (1-127 letters, digits and hyphens); the tag names the secret, it never holds the key"))

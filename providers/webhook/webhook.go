@@ -53,6 +53,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
@@ -192,7 +193,7 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 }
 
 // credentialIDPattern is what a credential id may contain; it becomes the CredentialId tag.
-var credentialIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
+var credentialIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._:-]+$`) })
 
 // checkCredentialID says what is wrong with a credential id, or "". It never quotes the id: a service
 // that puts the value in the wrong field must not get it logged.
@@ -202,7 +203,7 @@ func checkCredentialID(id string) string {
 		return "credentialId is missing or empty"
 	case len(id) > MaxCredentialIDChars:
 		return fmt.Sprintf("credentialId has %d characters; at most %d", len(id), MaxCredentialIDChars)
-	case !credentialIDPattern.MatchString(id):
+	case !credentialIDPattern().MatchString(id):
 		return "credentialId has characters outside A-Z a-z 0-9 . _ : -"
 	}
 	return ""
