@@ -280,3 +280,15 @@ func containsFold(list []string, s string) bool {
 	}
 	return false
 }
+
+// JoinErrors returns nil for no errors, the error itself for one (so that errors.As and messages stay
+// simple), and errors.Join for several: how Validate reports every tag problem at once.
+func JoinErrors(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}

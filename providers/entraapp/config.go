@@ -1,7 +1,6 @@
 package entraapp
 
 import (
-	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -126,14 +125,10 @@ func parseConfig(p providers.Params, address string) (config, error) {
 			"not a password keyId (a GUID): set it to the Secret ID of the client secret the current version holds, or remove it"))
 	}
 
-	switch len(errs) {
-	case 0:
-		return c, nil
-	case 1:
-		return config{}, errs[0]
-	default:
-		return config{}, errors.Join(errs...)
+	if err := providers.JoinErrors(errs); err != nil {
+		return config{}, err
 	}
+	return c, nil
 }
 
 // lifetimeDays is entra-secret-lifetime-days, which may not exceed ValidityPeriodDays: a password

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"errors"
 	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"net"
 	"net/netip"
@@ -196,14 +195,10 @@ func parseConfig(p providers.Params, address, credentialID string) (config, erro
 		errs = append(errs, providers.ConfigErrorf(TagFormat, p.Get(TagFormat), "must be %s or %s", FormatPassword, FormatConnectionString))
 	}
 
-	switch len(errs) {
-	case 0:
-		return c, nil
-	case 1:
-		return config{}, errs[0]
-	default:
-		return config{}, errors.Join(errs...)
+	if err := providers.JoinErrors(errs); err != nil {
+		return config{}, err
 	}
+	return c, nil
 }
 
 // parseAddress reads host[:port]/dbname or postgres[ql]://host[:port]/dbname into c. The value is

@@ -1,7 +1,6 @@
 package random
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -101,14 +100,10 @@ func parseConfig(p providers.Params) (config, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	switch len(errs) {
-	case 0:
-		return config{length: length, alphabet: alpha}, nil
-	case 1:
-		return config{}, errs[0]
-	default:
-		return config{}, errors.Join(errs...)
+	if err := providers.JoinErrors(errs); err != nil {
+		return config{}, err
 	}
+	return config{length: length, alphabet: alpha}, nil
 }
 
 // parseAlphabet reads a random-alphabet value. Names are case-insensitive; custom characters are not.

@@ -89,14 +89,10 @@ func parseConfig(p providers.Params, address string) (config, error) {
 	}
 	c.timeout = time.Duration(secs) * time.Second
 
-	switch len(errs) {
-	case 0:
-		return c, nil
-	case 1:
-		return config{}, errs[0]
-	default:
-		return config{}, errors.Join(errs...)
+	if err := providers.JoinErrors(errs); err != nil {
+		return config{}, err
 	}
+	return c, nil
 }
 
 // parseBaseURL checks a base URL (httpx.ParseBaseURL: https, http only for 127.0.0.1, localhost and
