@@ -14,9 +14,9 @@
 //     version does not hold; CredentialID is that user.
 //   - Generated (random values the application owns): Create returns a fresh value.
 //
-// Providers register themselves by name from an init function, as database/sql drivers do:
-//
-//	func init() { providers.Register("random", New()) }
+// Providers register a constructor by name with package providers/registry, which builds them with
+// their environment (Azure credential, HTTP client); this package knows nothing of Azure, so the engine
+// that uses it links no Azure SDK.
 package providers
 
 import (
@@ -27,7 +27,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -115,18 +114,28 @@ type Request struct {
 	Vault   string // vault name
 	Secret  string // secret name
 	Version string // the version being replaced (the current latest)
-	// Current is the value of that version (two-slot providers compare slots with it; webhooks send it).
+	// Current is the value of the latest version (two-slot providers compare slots with it; webhooks
+	// send it). In Revoke it is the value the latest version holds: a provider that can tell which
+	// credential a value belongs to refuses to revoke that one.
 	Current Value
-	// CredentialID is the current version's CredentialId tag: the slot, user or key id it holds.
+	// Retired, in Revoke only, is the value of the version whose credential is being revoked (the
+	// version kvrotator replaced); zero when that version can no longer be read. A provider that can
+	// tell which credential a value belongs to checks that the id it is asked to revoke is this one.
+	Retired Value
+	// CredentialID is the credential the latest version holds: the slot, user or key id, as kvrotator
+	// recorded it when it wrote that version (else the CredentialId tag).
 	CredentialID string
-	// Address is the ProviderAddress tag: ARM resource id, host, account.
+	// Address is the ProviderAddress tag: ARM resource id, host, account. The engine has checked it
+	// against the operator's bindings when the provider declared it as a Reference.
 	Address string
-	// Params are all the secret's tags.
+	// Params are all the secret's tags. Every reference a provider follows from them must be one it
+	// declared in References: the engine checks those against the operator's bindings first.
 	Params Params
 	// IdempotencyKey is stable for one source version: deterministic names made from it let a retry find
 	// what an interrupted attempt created. Short, lower-case letters, digits and hyphens.
 	IdempotencyKey string
-	// Secrets reads other secrets of the same vault.
+	// Secrets reads other secrets of the same vault: only those the provider declared as references
+	// of kind RefSecret and the operator bound; any other name is refused without a read.
 	Secrets SecretReader
 	// Now is the engine's clock.
 	Now time.Time
@@ -141,24 +150,73 @@ type Credential struct {
 	ExpiresAt *time.Time
 }
 
-// Provider creates, verifies and revokes one kind of credential. Implementations must be safe for
-// concurrent use; errors must never contain a credential value.
+// Provider creates and verifies one kind of credential. Implementations must be safe for concurrent
+// use; errors must never contain a credential value. Providers whose old credentials must be retired
+// (ShapeCreateRevoke) implement Revoker too.
 type Provider interface {
 	// Shape says how the provider's credentials are replaced.
 	Shape() Shape
 	// Validate checks the provider-specific tags without calling anything; errors are ConfigErrors.
 	// The dry run and the plan use it.
 	Validate(p Params) error
+	// References lists everything outside the secret that the tags p make the provider reach: hosts
+	// and URLs, other secrets, ARM resources, applications, database servers and logins. It is called
+	// only after Validate accepted p, calls nothing, and must name every reference Create, Verify and
+	// Revoke follow: the engine checks them against the operator's bindings before anything is read,
+	// contacted or sent, and refuses the rotation if one is not bound.
+	References(p Params) []Reference
 	// Create issues the new credential. It must be idempotent for one IdempotencyKey: a second call
 	// after an interrupted first one finds or replaces what the first made, never leaves two.
 	Create(ctx context.Context, req Request) (Credential, error)
 	// Verify checks that the credential works (a login, a read-only call). The engine retries it
 	// through propagation delays.
 	Verify(ctx context.Context, req Request, cred Credential) error
-	// Revoke retires the credential identified by credentialID (a previous version's CredentialId).
-	// Revoking one that is already gone succeeds. Providers whose shape has nothing to revoke return nil.
+}
+
+// Revoker is the optional capability of providers whose replaced credentials must be retired
+// (ShapeCreateRevoke), as database/sql's optional driver interfaces are.
+type Revoker interface {
+	// Revoke retires the credential identified by credentialID: one that kvrotator itself replaced on
+	// this secret (never a tag's word). Revoking one that is already gone succeeds. req.Current is the
+	// latest version's value and req.Retired the replaced version's: where the provider can tell which
+	// credential a value belongs to, it refuses to revoke the one req.Current holds, and one that is not
+	// req.Retired's.
 	Revoke(ctx context.Context, req Request, credentialID string) error
 }
+
+// RefKind is what a Reference points at. The operator's bindings allow values per kind.
+type RefKind string
+
+// The kinds of reference. Each is matched against the patterns of the same name in a binding's allow.
+const (
+	RefURL         RefKind = "url"         // a base URL the provider calls (and sends credentials to)
+	RefSecret      RefKind = "secret"      // another secret of the same vault the provider reads
+	RefResource    RefKind = "resource"    // an ARM resource id whose keys the provider changes
+	RefApplication RefKind = "application" // an Entra application (object id or application id)
+	RefTenant      RefKind = "tenant"      // an Entra tenant (id or domain)
+	RefServer      RefKind = "server"      // a database server: host:port/database
+	RefLogin       RefKind = "login"       // a database login the provider logs in as or changes
+	RefAccount     RefKind = "account"     // an account within an issuer the admin credential reaches (a SendGrid subuser)
+)
+
+// RefKinds lists every kind, for validating an operator's bindings.
+var RefKinds = []RefKind{RefURL, RefSecret, RefResource, RefApplication, RefTenant, RefServer, RefLogin, RefAccount}
+
+// Reference is one thing outside the secret that a rotation reaches.
+type Reference struct {
+	Kind RefKind
+	// Tag is the tag the value came from ("" for a Builtin).
+	Tag string
+	// Value is the normalised value the provider will use (a base URL without a trailing slash, an ARM
+	// id as written, host:port/database, …). It is configuration, never a credential.
+	Value string
+	// Builtin marks the provider's own fixed default (a vendor's public API URL) that no tag chose:
+	// it needs no binding.
+	Builtin bool
+}
+
+// String is "kind value".
+func (r Reference) String() string { return string(r.Kind) + " " + strconv.Quote(r.Value) }
 
 // ConfigError is a bad or missing tag: a permanent failure, reported and not retried.
 type ConfigError struct {
@@ -199,46 +257,6 @@ func IsPermanent(err error) bool {
 	var ce *ConfigError
 	var pe *PermanentError
 	return errors.As(err, &ce) || errors.As(err, &pe)
-}
-
-var (
-	regMu    sync.RWMutex
-	registry = map[string]Provider{}
-)
-
-// Register makes a provider available under name (the value of the rotation-provider tag). It panics
-// if the name is taken or the provider is nil, as database/sql.Register does.
-func Register(name string, p Provider) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	name = strings.ToLower(name)
-	if p == nil {
-		panic("providers: Register provider is nil")
-	}
-	if _, dup := registry[name]; dup {
-		panic("providers: Register called twice for provider " + name)
-	}
-	registry[name] = p
-}
-
-// Lookup returns the provider registered under name (case-insensitive).
-func Lookup(name string) (Provider, bool) {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	p, ok := registry[strings.ToLower(strings.TrimSpace(name))]
-	return p, ok
-}
-
-// Names lists the registered providers, sorted.
-func Names() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // CheckTags reports the provider-specific tags (those starting with prefix, e.g. "random-") that are

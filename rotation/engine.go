@@ -19,8 +19,14 @@ import (
 type Config struct {
 	// Vaults the engine may touch. Nothing else is ever contacted: events naming another vault are refused.
 	Vaults []Vault
-	// Providers resolves a rotation-provider tag; nil uses the registry (providers.Lookup).
+	// Providers resolves a rotation-provider tag (registry.Set.Lookup in the application). Required.
 	Providers func(name string) (providers.Provider, bool)
+	// Bindings are the operator's: every reference a provider declares must be allowed for the secret
+	// before anything is read, contacted or sent. Nil allows nothing (only providers that reach nothing
+	// outside the secret, such as random, rotate).
+	Bindings Binder
+	// Journal keeps kvrotator's own state where a tag-writer cannot write; nil keeps it in memory.
+	Journal Journal
 	// Locker serialises rotations of a secret; nil uses an in-process lock (one instance only).
 	Locker Locker
 	// Publisher receives every outcome; nil publishes nothing.
@@ -65,7 +71,13 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("rotation: no vault configured")
 	}
 	if cfg.Providers == nil {
-		cfg.Providers = providers.Lookup
+		return nil, errors.New("rotation: no providers configured")
+	}
+	if cfg.Bindings == nil {
+		cfg.Bindings = noBindings{}
+	}
+	if cfg.Journal == nil {
+		cfg.Journal = NewMemoryJournal()
 	}
 	if cfg.Locker == nil {
 		cfg.Locker = NewMemoryLocker()
@@ -194,7 +206,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 		o.Kind, o.Reason = KindSkipped, "not managed: no "+TagProvider+" tag"
 		return o
 	}
-	pol, prov, err := e.policy(cur.Tags)
+	pol, prov, refs, err := e.policy(v.Name(), req.Secret, cur.Tags)
 	if err != nil {
 		return with(o, failed(err))
 	}
@@ -208,38 +220,39 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 			return o
 		}
 	}
+	st, err := e.cfg.Journal.Load(ctx, v.Name(), req.Secret)
+	if err != nil {
+		return with(o, failed(fmt.Errorf("read the journal: %w", err)))
+	}
+	st = heal(st, cur.SecretProperties)
+	curCred := currentCredential(st, cur.Version, pol)
 	expires := now.Add(pol.Validity)
 	if req.DryRun {
 		o.Kind, o.Expires = KindPlanned, &expires
 		o.Reason = fmt.Sprintf("would rotate with provider %s (%s): create, verify, write a new version expiring %s", pol.Provider, prov.Shape(), expires.UTC().Format(time.RFC3339))
-		if prov.Shape() == providers.ShapeCreateRevoke && pol.CredentialID != "" {
-			o.Reason += fmt.Sprintf(", revoke credential %s after %v", pol.CredentialID, pol.Grace)
+		if _, ok := prov.(providers.Revoker); ok && prov.Shape() == providers.ShapeCreateRevoke && curCred != "" {
+			o.Reason += fmt.Sprintf(", revoke credential %s after %v", curCred, pol.Grace)
 		}
 		return o
 	}
 
-	// Mark the current version before the provider creates anything: if this run dies, the sweep
-	// finds the mark and finishes the rotation with the same idempotency key.
-	started := pol.State
-	started.Started = now.UTC().Truncate(time.Second)
-	markedTags, err := withTags(cur.Tags, map[string]string{TagState: started.String()})
-	if err == nil {
-		_, err = v.UpdateTags(ctx, req.Secret, cur.Version, markedTags)
+	// Mark the attempt in the journal before the provider creates anything: if this run dies, the
+	// sweep finds the mark and finishes the rotation with the same idempotency key.
+	st = st.For(cur.Version)
+	st.Attempted, st.Started, st.Writing = cur.Version, now.UTC().Truncate(time.Second), ""
+	if err := e.cfg.Journal.Save(ctx, v.Name(), req.Secret, st); err != nil {
+		return with(o, failed(fmt.Errorf("mark the rotation as started in the journal: %w", err)))
 	}
-	if err != nil {
-		return with(o, failed(fmt.Errorf("mark the rotation as started: %w", err)))
-	}
-	cur.Tags = markedTags
 	fail := func(err error) Outcome {
 		f := with(o, failed(err))
-		e.recordFailure(ctx, v, req.Secret, cur.SecretProperties, started, now)
+		e.recordFailure(ctx, v, req.Secret, st, now)
 		return f
 	}
 
 	preq := providers.Request{
 		Vault: v.Name(), Secret: req.Secret, Version: cur.Version, Current: cur.Value,
-		CredentialID: pol.CredentialID, Address: pol.Address, Params: providers.Params(cur.Tags),
-		IdempotencyKey: IdempotencyKey(v.Name(), req.Secret, cur.Version), Secrets: vaultReader{v}, Now: now,
+		CredentialID: curCred, Address: pol.Address, Params: providers.Params(cur.Tags),
+		IdempotencyKey: IdempotencyKey(v.Name(), req.Secret, cur.Version), Secrets: boundReader(v, refs), Now: now,
 	}
 	var cred providers.Credential
 	err = e.retry(ctx, func() error {
@@ -251,11 +264,14 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 		return fail(fmt.Errorf("provider %s: create: %w", pol.Provider, err))
 	}
 	if err := e.verify(ctx, prov, preq, cred); err != nil {
-		if prov.Shape() == providers.ShapeCreateRevoke && cred.CredentialID != "" && cred.CredentialID != pol.CredentialID && ctx.Err() == nil {
+		rv, canRevoke := prov.(providers.Revoker)
+		if canRevoke && cred.CredentialID != "" && cred.CredentialID != curCred && ctx.Err() == nil {
 			// The new credential never worked and is recorded nowhere: remove it rather than leave an
 			// orphan. (When the context is gone — lease lost, timeout — leave it: the next attempt uses
 			// the same idempotency key and the provider hands it back.)
-			if rerr := prov.Revoke(ctx, preq, cred.CredentialID); rerr != nil {
+			rreq := preq
+			rreq.Retired = cred.Value
+			if rerr := rv.Revoke(ctx, rreq, cred.CredentialID); rerr != nil {
 				e.log.Warn("revoking an unverified credential failed; a retry with the same idempotency key will find it",
 					"vault", v.Name(), "secret", req.Secret, "provider", pol.Provider, "error", rerr.Error())
 			}
@@ -266,15 +282,16 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	if cred.ExpiresAt != nil && cred.ExpiresAt.Before(expires) {
 		expires = *cred.ExpiresAt
 	}
-	st := State{From: cur.Version, At: now.UTC().Truncate(time.Second), By: req.Trigger, Pending: pol.State.Pending}
-	if prov.Shape() == providers.ShapeCreateRevoke && pol.CredentialID != "" && pol.CredentialID != cred.CredentialID {
-		st.Pending = append(st.Pending, Pending{CredentialID: pol.CredentialID, Due: now.Add(pol.Grace).UTC().Truncate(time.Second)})
-	}
 	credID := cred.CredentialID
 	if credID == "" {
-		credID = pol.CredentialID
+		credID = curCred
 	}
-	tags, err := withTags(cur.Tags, map[string]string{TagCredentialID: credID, TagState: st.String()})
+	next := State{CredentialID: credID, From: cur.Version, At: now.UTC().Truncate(time.Second), By: req.Trigger,
+		Pending: st.Pending, Revoked: st.Revoked}
+	if _, ok := prov.(providers.Revoker); ok && prov.Shape() == providers.ShapeCreateRevoke && curCred != "" && curCred != credID {
+		next.Pending = addPending(next.Pending, Pending{CredentialID: curCred, Version: cur.Version, Due: now.Add(pol.Grace).UTC().Truncate(time.Second)})
+	}
+	tags, err := withTags(cur.Tags, map[string]string{TagCredentialID: credID, TagState: next.Mirror()})
 	if err != nil {
 		return fail(err)
 	}
@@ -282,29 +299,103 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 		// The lease is gone (or the invocation timed out): another instance may own the secret now.
 		return with(o, failed(fmt.Errorf("not writing the new version: %w", context.Cause(ctx))))
 	}
+	// Record the pending revocation and the new credential before the vault write: a pending entry is
+	// never acted on while the version that held it is the latest, and Writing lets the next run
+	// recognise the new version if this one dies right after writing it.
+	st.Pending, st.Writing = next.Pending, credID
+	if err := e.cfg.Journal.Save(ctx, v.Name(), req.Secret, st); err != nil {
+		return fail(fmt.Errorf("record the new credential in the journal: %w", err))
+	}
 	props, err := v.Set(ctx, req.Secret, NewVersion{Value: cred.Value, ContentType: cur.ContentType, Tags: tags, NotBefore: now, Expires: expires})
 	if err != nil {
 		return fail(fmt.Errorf("write new version: %w", err))
+	}
+	next.Version = props.Version
+	if err := e.cfg.Journal.Save(ctx, v.Name(), req.Secret, next); err != nil {
+		// The version is written; the next run recognises it by the Writing mark.
+		e.log.Warn("recording the new version in the journal failed; the next run recovers it", "vault", v.Name(), "secret", req.Secret,
+			"version", props.Version, "error", err.Error())
 	}
 	o.Kind, o.NewVersion, o.Expires = KindRotated, props.Version, &expires
 	o.Reason = fmt.Sprintf("new version expires %s", expires.UTC().Format(time.RFC3339))
 	return o
 }
 
-// policy parses a managed secret's tags and finds its provider.
-func (e *Engine) policy(tags map[string]string) (Policy, providers.Provider, error) {
+// heal recognises a version an earlier run wrote but could not record (it died between the vault
+// write and the journal's): the latest version was created after that attempt started, replacing the
+// attempted version.
+func heal(st State, latest SecretProperties) State {
+	if st.Writing == "" || st.Attempted == "" || strings.EqualFold(st.Attempted, latest.Version) || strings.EqualFold(st.Version, latest.Version) ||
+		latest.Created.Before(st.Started) {
+		return st
+	}
+	return State{Version: latest.Version, CredentialID: st.Writing, From: st.Attempted, At: latest.Created.UTC().Truncate(time.Second),
+		Pending: st.Pending, Revoked: st.Revoked}
+}
+
+// currentCredential is the credential the latest version holds: kvrotator's own record when it wrote
+// that version, else (a version written by hand) the CredentialId tag.
+func currentCredential(st State, latest string, pol Policy) string {
+	if st.Version != "" && strings.EqualFold(st.Version, latest) && st.CredentialID != "" {
+		return st.CredentialID
+	}
+	return pol.CredentialID
+}
+
+// addPending appends p unless that credential is already pending.
+func addPending(list []Pending, p Pending) []Pending {
+	for _, q := range list {
+		if strings.EqualFold(q.CredentialID, p.CredentialID) {
+			return list
+		}
+	}
+	return append(append([]Pending(nil), list...), p)
+}
+
+// Binder checks a secret's references against the operator's bindings (bindings.Policy).
+type Binder interface {
+	Check(vault, secret, provider string, refs []providers.Reference) error
+}
+
+// noBindings allows no reference.
+type noBindings struct{}
+
+func (noBindings) Check(vault, secret, provider string, refs []providers.Reference) error {
+	var errs []error
+	for _, r := range refs {
+		if !r.Builtin {
+			tag := r.Tag
+			if tag == "" {
+				tag = string(r.Kind)
+			}
+			errs = append(errs, providers.ConfigErrorf(tag, r.Value,
+				"not bound: no bindings are configured (KVROTATOR_BINDINGS), so secret %s/%s may not make provider %s reach %s", vault, secret, provider, r))
+		}
+	}
+	return providers.JoinErrors(errs)
+}
+
+// policy parses a managed secret's tags, finds its provider, and checks every reference the provider
+// declares against the operator's bindings: the one step that stands between a tag and kvrotator's
+// identity. Nothing has been read, contacted or sent when it fails.
+func (e *Engine) policy(vault, secret string, tags map[string]string) (Policy, providers.Provider, []providers.Reference, error) {
 	pol, err := ParsePolicy(tags, e.cfg.Defaults)
 	if err != nil {
-		return pol, nil, err
+		return pol, nil, nil, err
 	}
 	prov, ok := e.cfg.Providers(pol.Provider)
 	if !ok {
-		return pol, nil, providers.ConfigErrorf(TagProvider, pol.Provider, "no such provider")
+		return pol, nil, nil, providers.ConfigErrorf(TagProvider, pol.Provider, "no such provider")
 	}
-	if err := prov.Validate(providers.Params(tags)); err != nil {
-		return pol, nil, err
+	params := providers.Params(tags)
+	if err := prov.Validate(params); err != nil {
+		return pol, nil, nil, err
 	}
-	return pol, prov, nil
+	refs := prov.References(params)
+	if err := e.cfg.Bindings.Check(vault, secret, pol.Provider, refs); err != nil {
+		return pol, nil, nil, err
+	}
+	return pol, prov, refs, nil
 }
 
 // due reports whether a managed secret's latest version should be rotated now, and why (or why not).
@@ -344,20 +435,16 @@ func (e *Engine) verify(ctx context.Context, prov providers.Provider, req provid
 	}
 }
 
-// recordFailure counts a failed rotation on the current version (best effort), so that the sweep
-// backs off and reports the secret as failing. It writes only while the secret's lock is held.
-func (e *Engine) recordFailure(ctx context.Context, v Vault, name string, cur SecretProperties, st State, now time.Time) {
+// recordFailure counts a failed rotation of the attempted version in the journal (best effort), so
+// that the sweep backs off and reports the secret as failing. It writes only while the lock is held.
+func (e *Engine) recordFailure(ctx context.Context, v Vault, name string, st State, now time.Time) {
 	if ctx.Err() != nil {
 		return
 	}
 	st.Fails++
 	st.FailedAt = now.UTC().Truncate(time.Second)
-	tags, err := withTags(cur.Tags, map[string]string{TagState: st.String()})
-	if err == nil {
-		_, err = v.UpdateTags(ctx, name, cur.Version, tags)
-	}
-	if err != nil {
-		e.log.Warn("recording the failure on the secret failed", "vault", v.Name(), "secret", name, "error", err.Error())
+	if err := e.cfg.Journal.Save(ctx, v.Name(), name, st); err != nil {
+		e.log.Warn("recording the failure in the journal failed", "vault", v.Name(), "secret", name, "error", err.Error())
 	}
 }
 
@@ -424,10 +511,27 @@ func IdempotencyKey(vault, secret, version string) string {
 
 func lockKey(vault, secret string) string { return strings.ToLower(vault + "/" + secret) }
 
-// vaultReader lets a provider read other secrets of the same vault.
-type vaultReader struct{ v Vault }
+// boundReader lets a provider read the other secrets of the same vault that it declared as references
+// and the bindings allowed; any other name is refused without a read.
+func boundReader(v Vault, refs []providers.Reference) providers.SecretReader {
+	r := secretReader{v: v, allowed: map[string]bool{}}
+	for _, ref := range refs {
+		if ref.Kind == providers.RefSecret {
+			r.allowed[strings.ToLower(ref.Value)] = true
+		}
+	}
+	return r
+}
 
-func (r vaultReader) SecretValue(ctx context.Context, name string) (providers.Value, error) {
+type secretReader struct {
+	v       Vault
+	allowed map[string]bool
+}
+
+func (r secretReader) SecretValue(ctx context.Context, name string) (providers.Value, error) {
+	if !r.allowed[strings.ToLower(name)] {
+		return providers.Value{}, providers.Permanent(fmt.Errorf("reading secret %q: not a reference the provider declared and the bindings allow", name))
+	}
 	s, err := r.v.Get(ctx, name, "")
 	if err != nil {
 		return providers.Value{}, err

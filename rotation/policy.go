@@ -18,7 +18,7 @@ const (
 	TagAddress      = "ProviderAddress"      // ARM resource id, host, account
 	TagValidity     = "ValidityPeriodDays"   // lifetime of each new version, in days
 	TagGrace        = "rotation-grace-hours" // how long a replaced credential stays valid (create-revoke providers)
-	TagState        = "rotation-state"       // kvrotator's own state; written by kvrotator only
+	TagState        = "rotation-state"       // a mirror of kvrotator's journal for people; never read back
 	maxTags         = 15                     // Key Vault's limit per secret
 	maxTagValue     = 512                    // Key Vault's limit per tag value
 	maxValidityDays = 3650
@@ -31,14 +31,14 @@ type Defaults struct {
 	NearExpiryLead time.Duration // Key Vault's SecretNearExpiry lead time (30 days)
 }
 
-// Policy is a managed secret's rotation policy, read from its tags.
+// Policy is a managed secret's rotation policy, read from its tags. Tags choose and time; they never
+// carry kvrotator's own state (that is in the Journal).
 type Policy struct {
 	Provider     string
-	CredentialID string
+	CredentialID string // the CredentialId tag: the slot, user or key id a hand-made version holds
 	Address      string
 	Validity     time.Duration
 	Grace        time.Duration
-	State        State
 }
 
 // IsManaged reports whether the tags opt the secret in to rotation.
@@ -78,44 +78,65 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 		return p, err
 	}
 	p.Grace = time.Duration(hours) * time.Hour
-	if p.State, err = ParseState(tagValue(tags, TagState)); err != nil {
-		return p, err
-	}
 	return p, nil
 }
 
-// State is what kvrotator records on a version, in one compact tag
-// ("from=<version>;at=<unix>;by=<trigger>;revoke=<id>@<unix>,…;revoked=<unix>;started=<unix>;fails=<n>@<unix>").
+// State is what kvrotator records about a secret in its Journal. The rotation-state tag mirrors it
+// for people ("from=<version>;at=<unix>;by=<trigger>;revoke=<id>@<unix>,…;revoked=<unix>;started=<unix>;
+// fails=<n>@<unix>"), but the engine never reads it back: a tag-writer could forge it.
 type State struct {
-	From    string    // the version this one replaced
-	At      time.Time // when it was written
-	By      Trigger   // what triggered it
-	Pending []Pending // previous credentials to revoke once their grace period is over
-	Revoked time.Time // when the last revocation was done
-	// Started is set on the current version just before a rotation asks the provider for a new
-	// credential: if that rotation dies, the sweep sees the mark and finishes it (same idempotency key,
-	// so the provider hands back what it created instead of a second credential).
-	Started time.Time
-	// Fails counts consecutive failed rotations of this version, the last at FailedAt; the sweep backs
+	// Version is the latest version kvrotator wrote, and CredentialID the credential it holds as the
+	// provider reported it. The engine trusts the CredentialId tag only for a version it did not write.
+	Version      string    `json:"version,omitempty"`
+	CredentialID string    `json:"credentialId,omitempty"`
+	From         string    `json:"from,omitempty"` // the version Version replaced
+	At           time.Time `json:"at,omitzero"`    // when Version was written
+	By           Trigger   `json:"by,omitempty"`   // what triggered it
+	// Pending are replaced credentials to revoke once their grace period is over. Only the engine adds
+	// to it, and only credentials it replaced on this secret.
+	Pending []Pending `json:"pending,omitempty"`
+	Revoked time.Time `json:"revoked,omitzero"` // when the last revocation was done
+	// Attempted is the version the marks below are about: they count only while it is the latest.
+	Attempted string `json:"attempted,omitempty"`
+	// Started is set just before a rotation of Attempted asks the provider for a new credential: if
+	// that rotation dies, the sweep finishes it (same idempotency key, so the provider hands back what
+	// it created instead of a second credential).
+	Started time.Time `json:"started,omitzero"`
+	// Writing is the credential a verified attempt is about to write as a new version; it lets the next
+	// run recognise that version if the process died between the vault write and the journal's.
+	Writing string `json:"writing,omitempty"`
+	// Fails counts consecutive failed rotations of Attempted, the last at FailedAt; the sweep backs
 	// off and reports the secret as failing instead of hammering the provider.
-	Fails    int
-	FailedAt time.Time
+	Fails    int       `json:"fails,omitempty"`
+	FailedAt time.Time `json:"failedAt,omitzero"`
 }
 
-// Pending is a previous credential waiting for revocation.
+// Pending is a replaced credential waiting for revocation.
 type Pending struct {
-	CredentialID string
-	Due          time.Time
+	CredentialID string `json:"credentialId"`
+	// Version is the version that held it: while that version is the latest, it is never revoked.
+	Version string    `json:"version,omitempty"`
+	Due     time.Time `json:"due"`
 }
 
-// ParseState reads the rotation-state tag ("" is the zero State).
+// For returns st as it applies to latest version `version`: the attempt marks (Started, Writing, Fails)
+// count only while the version they are about is the latest.
+func (st State) For(version string) State {
+	if !strings.EqualFold(st.Attempted, version) {
+		st.Attempted, st.Started, st.Writing, st.Fails, st.FailedAt = "", time.Time{}, "", 0, time.Time{}
+	}
+	return st
+}
+
+// ParseState reads the rotation-state mirror tag ("" is the zero State). The engine never uses it:
+// it is for people and tools that want to read what the tag shows.
 func ParseState(s string) (State, error) {
 	var st State
 	if strings.TrimSpace(s) == "" {
 		return st, nil
 	}
 	bad := func(reason string) (State, error) {
-		return State{}, providers.ConfigErrorf(TagState, s, "%s (this tag is written by kvrotator; remove it to reset)", reason)
+		return State{}, providers.ConfigErrorf(TagState, s, "%s (this tag mirrors kvrotator's journal for people)", reason)
 	}
 	for _, part := range strings.Split(s, ";") {
 		k, v, ok := strings.Cut(part, "=")
@@ -169,8 +190,20 @@ func ParseState(s string) (State, error) {
 	return st, nil
 }
 
-// String encodes the state for the rotation-state tag.
-func (st State) String() string {
+// String encodes the state in the mirror tag's form.
+func (st State) String() string { return st.encode(len(st.Pending)) }
+
+// Mirror is String cut to fit one tag value: the oldest pending revocations beyond what fits are
+// left out and counted ("more=<n>"); the journal keeps them all.
+func (st State) Mirror() string {
+	for n := len(st.Pending); ; n-- {
+		if s := st.encode(n); len(s) <= maxTagValue || n == 0 {
+			return s
+		}
+	}
+}
+
+func (st State) encode(pending int) string {
 	var parts []string
 	if st.From != "" {
 		parts = append(parts, "from="+st.From)
@@ -181,12 +214,15 @@ func (st State) String() string {
 	if st.By != "" {
 		parts = append(parts, "by="+string(st.By))
 	}
-	if len(st.Pending) > 0 {
-		items := make([]string, len(st.Pending))
-		for i, p := range st.Pending {
-			items[i] = url.QueryEscape(p.CredentialID) + "@" + strconv.FormatInt(p.Due.Unix(), 10)
+	if pending > 0 {
+		items := make([]string, 0, pending)
+		for _, p := range st.Pending[len(st.Pending)-pending:] {
+			items = append(items, url.QueryEscape(p.CredentialID)+"@"+strconv.FormatInt(p.Due.Unix(), 10))
 		}
 		parts = append(parts, "revoke="+strings.Join(items, ","))
+	}
+	if more := len(st.Pending) - pending; more > 0 {
+		parts = append(parts, "more="+strconv.Itoa(more))
 	}
 	if !st.Revoked.IsZero() {
 		parts = append(parts, "revoked="+strconv.FormatInt(st.Revoked.Unix(), 10))
@@ -197,7 +233,11 @@ func (st State) String() string {
 	if st.Fails > 0 {
 		parts = append(parts, "fails="+strconv.Itoa(st.Fails)+"@"+strconv.FormatInt(st.FailedAt.Unix(), 10))
 	}
-	return strings.Join(parts, ";")
+	s := strings.Join(parts, ";")
+	if len(s) > maxTagValue && pending == 0 {
+		s = s[:maxTagValue] // only an absurd version id gets here; the mirror is for people
+	}
+	return s
 }
 
 // withTags returns a copy of tags with the named tags set (case-insensitively replacing existing

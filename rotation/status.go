@@ -71,8 +71,12 @@ func (e *Engine) Status(ctx context.Context, at time.Time) StatusReport {
 	rep := StatusReport{At: at.UTC()}
 	for _, name := range e.order {
 		v := e.vaults[strings.ToLower(name)]
-		err := v.List(ctx, func(p SecretProperties) error {
-			rep.Secrets = append(rep.Secrets, e.describe(p, at))
+		states, err := e.cfg.Journal.List(ctx, v.Name())
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("vault %s: journal: %v", v.Name(), err))
+		}
+		err = v.List(ctx, func(p SecretProperties) error {
+			rep.Secrets = append(rep.Secrets, e.describe(p, heal(states[strings.ToLower(p.Name)], p).For(p.Version), at))
 			return nil
 		})
 		if err != nil {
@@ -107,7 +111,7 @@ func (e *Engine) Status(ctx context.Context, at time.Time) StatusReport {
 
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (e *Engine) describe(p SecretProperties, at time.Time) SecretStatus {
+func (e *Engine) describe(p SecretProperties, st State, at time.Time) SecretStatus {
 	s := SecretStatus{Vault: p.Vault, Secret: p.Name, Version: p.Version, Enabled: p.Enabled, Expires: p.Expires,
 		Updated: p.Updated, Managed: IsManaged(p.Tags), Provider: tagValue(p.Tags, TagProvider)}
 	if p.Expires != nil {
@@ -118,7 +122,7 @@ func (e *Engine) describe(p SecretProperties, at time.Time) SecretStatus {
 		s.Action = "none: not managed (no " + TagProvider + " tag)"
 		return s
 	}
-	pol, prov, err := e.policy(p.Tags)
+	pol, prov, _, err := e.policy(p.Vault, p.Name, p.Tags)
 	s.Due, s.Reason = e.due(p, at)
 	if err != nil {
 		s.PolicyError = err.Error()
@@ -128,32 +132,32 @@ func (e *Engine) describe(p SecretProperties, at time.Time) SecretStatus {
 		}
 		return s
 	}
-	s.State = pol.State
-	s.Fails, s.Pending = pol.State.Fails, pol.State.Pending
-	if !pol.State.At.IsZero() {
-		t := pol.State.At
-		s.LastRotated, s.LastTrigger = &t, pol.State.By
+	s.State = st
+	s.Fails, s.Pending = st.Fails, st.Pending
+	if !st.At.IsZero() {
+		t := st.At
+		s.LastRotated, s.LastTrigger = &t, st.By
 	}
 	switch {
 	case !p.Enabled:
 		s.Action = "none: the latest version is disabled"
 		s.Overdue = s.Due
-	case s.Due && pol.State.Fails > 0:
-		next := pol.State.FailedAt.Add(e.failureBackoff(pol.State.Fails))
+	case s.Due && st.Fails > 0:
+		next := st.FailedAt.Add(e.failureBackoff(st.Fails))
 		s.Overdue = true
-		s.Reason = fmt.Sprintf("%s; failing: %d consecutive failed rotations, the last at %s", s.Reason, pol.State.Fails, pol.State.FailedAt.Format(time.RFC3339))
+		s.Reason = fmt.Sprintf("%s; failing: %d consecutive failed rotations, the last at %s", s.Reason, st.Fails, st.FailedAt.Format(time.RFC3339))
 		s.Action = fmt.Sprintf("retry with provider %s after %s", pol.Provider, next.UTC().Format(time.RFC3339))
 	case s.Due:
 		// Overdue: expired, or past its rotation point by more than a day (events and sweeps missed it).
 		s.Overdue = p.Expires == nil || !at.Before(*p.Expires) || !at.Before(s.RotateAt.Add(24*time.Hour))
 		s.Action = fmt.Sprintf("rotate with provider %s (%s), new version valid %d days", pol.Provider, prov.Shape(), int(pol.Validity/(24*time.Hour)))
-	case dueRevocations(pol.State, at) > 0:
+	case dueRevocations(st, p.Version, at) > 0:
 		s.Action = "revoke the replaced credential"
 	default:
 		s.Action = "nothing until " + s.RotateAt.UTC().Format(time.RFC3339)
 	}
-	if !pol.State.Started.IsZero() && s.Action != "" && !s.Due {
-		s.Reason = "a rotation started at " + pol.State.Started.Format(time.RFC3339) + " did not finish"
+	if !st.Started.IsZero() && s.Action != "" && !s.Due {
+		s.Reason = "a rotation started at " + st.Started.Format(time.RFC3339) + " did not finish"
 		s.Action = "finish the interrupted rotation"
 	}
 	return s

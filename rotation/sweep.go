@@ -43,7 +43,16 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 	}
 	for _, name := range e.order {
 		v := e.vaults[strings.ToLower(name)]
-		err := v.List(ctx, func(p SecretProperties) error {
+		states, err := e.cfg.Journal.List(ctx, v.Name())
+		if err != nil {
+			// Due secrets still rotate (each re-reads its state under its lock); what only the journal
+			// knows (interrupted rotations, revocations) waits for the next sweep.
+			o := failed(fmt.Errorf("read the journal: %w", err))
+			o.Vault, o.Trigger = v.Name(), trigger
+			e.publish(ctx, o)
+			add(o)
+		}
+		err = v.List(ctx, func(p SecretProperties) error {
 			mu.Lock()
 			report.Scanned++
 			mu.Unlock()
@@ -54,7 +63,7 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 			report.Managed++
 			mu.Unlock()
 			now := e.clock.Now()
-			pol, prov, err := e.policy(p.Tags)
+			_, prov, _, err := e.policy(v.Name(), p.Name, p.Tags)
 			if err != nil {
 				o := with(Outcome{Vault: v.Name(), Secret: p.Name, OldVersion: p.Version, Provider: tagValue(p.Tags, TagProvider), Trigger: trigger, Expires: p.Expires}, failed(err))
 				e.publish(ctx, o)
@@ -64,19 +73,20 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 				}
 				return nil
 			}
+			st := states[strings.ToLower(p.Name)].For(p.Version)
 			due, why := e.due(p, now)
-			resume := !due && !pol.State.Started.IsZero() && !now.Before(pol.State.Started.Add(e.cfg.ResumeAfter))
-			if (due || resume) && pol.State.Fails > 0 {
-				if next := pol.State.FailedAt.Add(e.failureBackoff(pol.State.Fails)); now.Before(next) {
+			resume := !due && !st.Started.IsZero() && !now.Before(st.Started.Add(e.cfg.ResumeAfter))
+			if (due || resume) && st.Fails > 0 {
+				if next := st.FailedAt.Add(e.failureBackoff(st.Fails)); now.Before(next) {
 					// Keeps failing: report it, do not hammer the provider.
 					add(e.overdue(ctx, p, trigger, fmt.Sprintf("failing: %d consecutive failed rotations, the last at %s; next attempt after %s",
-						pol.State.Fails, pol.State.FailedAt.Format(time.RFC3339), next.UTC().Format(time.RFC3339))))
+						st.Fails, st.FailedAt.Format(time.RFC3339), next.UTC().Format(time.RFC3339))))
 					return nil
 				}
 			}
 			if due || resume {
 				if resume {
-					why = "finishing a rotation interrupted at " + pol.State.Started.Format(time.RFC3339)
+					why = "finishing a rotation interrupted at " + st.Started.Format(time.RFC3339)
 				}
 				run(func() {
 					o := e.Rotate(ctx, Request{Vault: v.Name(), Secret: p.Name, Version: p.Version, Trigger: trigger, DryRun: dryRun, Force: resume})
@@ -87,7 +97,7 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 				})
 				return nil
 			}
-			if dueRevocations(pol.State, now) > 0 && prov.Shape() == providers.ShapeCreateRevoke {
+			if _, ok := prov.(providers.Revoker); ok && dueRevocations(st, p.Version, now) > 0 {
 				run(func() { add(e.revoke(ctx, v, p, trigger, dryRun)) })
 			}
 			return nil
@@ -126,18 +136,22 @@ func (e *Engine) failureBackoff(n int) time.Duration {
 	return min(d, 24*time.Hour)
 }
 
-func dueRevocations(st State, now time.Time) int {
+// dueRevocations counts the pending revocations whose grace is over and whose version is no longer
+// the latest (latest).
+func dueRevocations(st State, latest string, now time.Time) int {
 	n := 0
 	for _, p := range st.Pending {
-		if !now.Before(p.Due) {
+		if !now.Before(p.Due) && !strings.EqualFold(p.Version, latest) {
 			n++
 		}
 	}
 	return n
 }
 
-// revoke retires the previous credentials of a secret whose grace period is over, under the secret's
-// lock, re-reading the latest version first. It never revokes the credential the latest version holds.
+// revoke retires the replaced credentials of a secret whose grace period is over, under the secret's
+// lock, re-reading the latest version and the journal first. Only credentials the journal says
+// kvrotator replaced on this secret are revoked, never while the version that held them is the latest,
+// never the one the latest version holds; the provider is given both values to check where it can.
 func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigger Trigger, dryRun bool) Outcome {
 	start := time.Now()
 	o := Outcome{Vault: v.Name(), Secret: p.Name, OldVersion: p.Version, Provider: tagValue(p.Tags, TagProvider), Trigger: trigger, DryRun: dryRun}
@@ -157,29 +171,53 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		return o
 	}
 	o.OldVersion = cur.Version
-	pol, prov, err := e.policy(cur.Tags)
+	pol, prov, refs, err := e.policy(v.Name(), p.Name, cur.Tags)
 	if err != nil {
 		o = with(o, failed(err))
 		return o
 	}
+	rv, ok := prov.(providers.Revoker)
+	if !ok {
+		o.Kind, o.Reason = KindSkipped, "provider "+pol.Provider+" has nothing to revoke"
+		return o
+	}
+	st, err := e.cfg.Journal.Load(held, v.Name(), p.Name)
+	if err != nil {
+		o = with(o, failed(fmt.Errorf("read the journal: %w", err)))
+		return o
+	}
+	st = heal(st, cur.SecretProperties)
+	curCred := currentCredential(st, cur.Version, pol)
 	now := e.clock.Now()
 	var keep []Pending
 	var done []string
 	var errs []error
-	for _, pend := range pol.State.Pending {
+	for _, pend := range st.Pending {
 		switch {
-		case now.Before(pend.Due):
+		case now.Before(pend.Due), strings.EqualFold(pend.Version, cur.Version):
+			// Not yet; or the version that held it is (again) the latest: it is live.
 			keep = append(keep, pend)
-		case strings.EqualFold(pend.CredentialID, pol.CredentialID):
+		case strings.EqualFold(pend.CredentialID, curCred):
 			// The latest version holds it: never revoke; drop the stale entry.
 			e.log.Warn("not revoking the credential the latest version holds", "vault", v.Name(), "secret", p.Name, "credential", pend.CredentialID)
 		case dryRun:
 			done = append(done, pend.CredentialID)
 			keep = append(keep, pend)
 		default:
-			preq := providers.Request{Vault: v.Name(), Secret: p.Name, Version: cur.Version, CredentialID: pol.CredentialID,
-				Address: pol.Address, Params: providers.Params(cur.Tags), Secrets: vaultReader{v}, Now: now}
-			if err := e.retry(held, func() error { return prov.Revoke(held, preq, pend.CredentialID) }); err != nil {
+			preq := providers.Request{Vault: v.Name(), Secret: p.Name, Version: cur.Version, Current: cur.Value, CredentialID: curCred,
+				Address: pol.Address, Params: providers.Params(cur.Tags), Secrets: boundReader(v, refs), Now: now}
+			if pend.Version != "" {
+				old, err := v.Get(held, p.Name, pend.Version)
+				switch {
+				case err == nil:
+					preq.Retired = old.Value
+				case !errors.Is(err, ErrNotFound):
+					errs = append(errs, fmt.Errorf("revoke %s: read version %s: %w", pend.CredentialID, pend.Version, err))
+					keep = append(keep, pend)
+					continue
+				}
+			}
+			if err := e.retry(held, func() error { return rv.Revoke(held, preq, pend.CredentialID) }); err != nil {
 				errs = append(errs, fmt.Errorf("revoke %s: %w", pend.CredentialID, err))
 				keep = append(keep, pend)
 				continue
@@ -191,18 +229,18 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		o.Kind, o.Reason = KindPlanned, "would revoke "+strings.Join(done, ", ")
 		return o
 	}
-	if len(done) > 0 || len(keep) != len(pol.State.Pending) {
-		st := pol.State
+	if len(done) > 0 || len(keep) != len(st.Pending) {
 		st.Pending = keep
 		if len(done) > 0 {
 			st.Revoked = now.UTC().Truncate(time.Second)
 		}
-		tags, err := withTags(cur.Tags, map[string]string{TagState: st.String()})
-		if err == nil {
-			_, err = v.UpdateTags(held, p.Name, cur.Version, tags)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("record revocation: %w", err))
+		if err := e.cfg.Journal.Save(held, v.Name(), p.Name, st); err != nil {
+			errs = append(errs, fmt.Errorf("record revocation in the journal: %w", err))
+		} else if tags, err := withTags(cur.Tags, map[string]string{TagState: st.For(cur.Version).Mirror()}); err == nil {
+			// The mirror, for people; best effort.
+			if _, err := v.UpdateTags(held, p.Name, cur.Version, tags); err != nil {
+				e.log.Warn("updating the rotation-state mirror failed", "vault", v.Name(), "secret", p.Name, "error", err.Error())
+			}
 		}
 	}
 	if len(errs) > 0 {

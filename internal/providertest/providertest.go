@@ -43,6 +43,8 @@ type Harness struct {
 	Client *azsecrets.Client // the raw SDK client, for seeding and assertions
 	Engine *rotation.Engine
 	Clock  *Clock
+	// Journal is the engine's journal: kvrotator's own state, for assertions.
+	Journal rotation.Journal
 
 	wrap *interrupting
 }
@@ -53,6 +55,8 @@ type Options struct {
 	Defaults rotation.Defaults
 	// VerifyTimeout bounds verification retries (default 5 s, short for tests).
 	VerifyTimeout time.Duration
+	// Bindings are the operator's (a *bindings.Policy); nil binds nothing.
+	Bindings rotation.Binder
 }
 
 // Clock is a settable clock for the engine (deferred revocation, back-off).
@@ -108,14 +112,21 @@ func New(t testing.TB, name string, p providers.Provider, o *Options) *Harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &Harness{T: t, Server: srv, Vault: v, Client: client, Clock: &Clock{}, wrap: &interrupting{Provider: p}}
+	h := &Harness{T: t, Server: srv, Vault: v, Client: client, Clock: &Clock{}, wrap: &interrupting{Provider: p},
+		Journal: rotation.NewMemoryJournal()}
+	var wrapped providers.Provider = h.wrap
+	if _, ok := p.(providers.Revoker); ok {
+		wrapped = &interruptingRevoker{h.wrap}
+	}
 	vt := o.VerifyTimeout
 	if vt <= 0 {
 		vt = 5 * time.Second
 	}
 	h.Engine, err = rotation.New(rotation.Config{
 		Vaults:        []rotation.Vault{v},
-		Providers:     func(n string) (providers.Provider, bool) { return h.wrap, n == name },
+		Providers:     func(n string) (providers.Provider, bool) { return wrapped, n == name },
+		Bindings:      o.Bindings,
+		Journal:       h.Journal,
 		Clock:         h.Clock,
 		Defaults:      o.Defaults,
 		VerifyTimeout: vt,
@@ -245,8 +256,21 @@ func (w *interrupting) Verify(ctx context.Context, req providers.Request, c prov
 	return err
 }
 
-func (w *interrupting) Revoke(ctx context.Context, req providers.Request, id string) error {
-	err := w.Provider.Revoke(ctx, req, id)
+// State is kvrotator's journal entry for a secret.
+func (h *Harness) State(name string) rotation.State {
+	h.T.Helper()
+	st, err := h.Journal.Load(context.Background(), VaultName, name)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return st
+}
+
+// interruptingRevoker adds Revoke for providers that have it (an optional capability).
+type interruptingRevoker struct{ *interrupting }
+
+func (w *interruptingRevoker) Revoke(ctx context.Context, req providers.Request, id string) error {
+	err := w.Provider.(providers.Revoker).Revoke(ctx, req, id)
 	if err == nil && w.hit(AfterRevoke) {
 		return ErrInterrupted
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // The module name and version azcore puts in the User-Agent (azsdk-go-azurekeys/v1.0.0).
@@ -28,12 +29,11 @@ const maxListPages = 8
 // Retry-After, logging with redaction) and azcore's poller for long-running operations.
 type armClient struct {
 	cl  *arm.Client
-	env providers.Azure
+	env registry.Azure
 	p   *Provider
 }
 
-// connect builds the ARM client from the Azure environment the provider was given (WithAzure) or, by
-// default, the one the application set with providers.SetAzure, read now rather than at init.
+// connect builds the ARM client from the Azure environment the provider was given (WithAzure).
 func (p *Provider) connect() (*armClient, error) {
 	env, err := p.environment()
 	if err != nil {
@@ -53,14 +53,14 @@ func (p *Provider) connect() (*armClient, error) {
 	return &armClient{cl: cl, env: env, p: p}, nil
 }
 
-func (p *Provider) environment() (providers.Azure, error) {
+func (p *Provider) environment() (registry.Azure, error) {
 	if p.azure != nil {
-		return *p.azure, nil
+		return p.azure.WithDefaults(), nil
 	}
-	return providers.AzureEnv()
+	return registry.Azure{}, registry.ErrNoAzure
 }
 
-func (p *Provider) clientOptions(env providers.Azure) policy.ClientOptions {
+func (p *Provider) clientOptions(env registry.Azure) policy.ClientOptions {
 	o := policy.ClientOptions{Cloud: env.Cloud, Transport: env.Transport}
 	if p.retry != nil {
 		o.Retry = *p.retry

@@ -45,12 +45,20 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
 const Name = "azure-keys"
 
-func init() { providers.Register(Name, New()) }
+func init() {
+	registry.Register(Name, func(env registry.Env) (providers.Provider, error) {
+		if env.Azure == nil {
+			return nil, registry.ErrNoAzure
+		}
+		return New(WithAzure(*env.Azure)), nil
+	})
+}
 
 // DefaultPollFrequency is how often a long-running regeneration is polled when Azure sends no
 // Retry-After.
@@ -59,7 +67,7 @@ const DefaultPollFrequency = 5 * time.Second
 // Provider rotates two-slot Azure resource keys. It holds no mutable state and is safe for concurrent
 // use.
 type Provider struct {
-	azure *providers.Azure
+	azure *registry.Azure
 	retry *policy.RetryOptions
 	poll  time.Duration
 	dns   *Endpoints
@@ -68,9 +76,9 @@ type Provider struct {
 // Option configures a Provider.
 type Option func(*Provider)
 
-// WithAzure makes the provider use a's credential, cloud and transport instead of what the
-// application set with providers.SetAzure (tests point it at local servers).
-func WithAzure(a providers.Azure) Option {
+// WithAzure gives the provider the credential, cloud and transport it calls Azure with (the
+// application's, from registry.Env; tests point it at local servers). Without it every call fails.
+func WithAzure(a registry.Azure) Option {
 	return func(p *Provider) { p.azure = &a }
 }
 
@@ -97,8 +105,7 @@ func WithEndpoints(e Endpoints) Option {
 	return func(p *Provider) { p.dns = &e }
 }
 
-// New returns a Provider. Unless WithAzure is given, it reads the application's Azure credential and
-// cloud (providers.AzureEnv) when it runs, never at init.
+// New returns a Provider; give it the Azure environment with WithAzure.
 func New(opts ...Option) *Provider {
 	p := &Provider{poll: DefaultPollFrequency}
 	for _, o := range opts {
@@ -195,7 +202,7 @@ func checkCurrent(c config, keys keySet, current string) error {
 }
 
 // format returns the value the secret holds for key k: the key itself or its connection string.
-func (p *Provider) format(env providers.Azure, c config, k key) (string, error) {
+func (p *Provider) format(env registry.Azure, c config, k key) (string, error) {
 	if c.format != FormatConnectionString {
 		return k.Value, nil
 	}
@@ -236,7 +243,13 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 	return p.verifyDataPlane(ctx, env, c, s, cred.Value.Reveal())
 }
 
-// Revoke does nothing: a two-slot key is never revoked. The previous slot stays valid until the next
+// References is the resource whose keys rotate (ProviderAddress, kind resource): an operator binds
+// resource ids or patterns of them (every storage account of a resource group:
+// /subscriptions/…/resourceGroups/team-a/providers/Microsoft.Storage/storageAccounts/*).
+func (*Provider) References(p providers.Params) []providers.Reference {
+	return []providers.Reference{{Kind: providers.RefResource, Tag: TagAddress, Value: strings.TrimSpace(p.Get(TagAddress))}}
+}
+
+// There is no Revoke: a two-slot key is never revoked. The previous slot stays valid until the next
 // rotation regenerates it, which is what lets applications that have not re-read the secret yet keep
 // working in between.
-func (*Provider) Revoke(context.Context, providers.Request, string) error { return nil }

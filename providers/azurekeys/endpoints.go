@@ -7,6 +7,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // Endpoints are the DNS suffixes of data-plane endpoints in one cloud. The provider builds data-plane
@@ -35,7 +36,7 @@ var knownClouds = map[string]Endpoints{
 // endpoints returns the data-plane suffixes for the cloud env points at: those given with
 // WithEndpoints, else the known cloud whose Resource Manager endpoint env uses. An unknown cloud is a
 // permanent error: only the application's configuration can fix it.
-func (p *Provider) endpoints(env providers.Azure) (Endpoints, error) {
+func (p *Provider) endpoints(env registry.Azure) (Endpoints, error) {
 	if p.dns != nil {
 		return *p.dns, nil
 	}

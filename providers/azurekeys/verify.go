@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
@@ -42,7 +43,7 @@ const (
 )
 
 // verifyDataPlane makes the type's read-only data-plane call with the new key.
-func (p *Provider) verifyDataPlane(ctx context.Context, env providers.Azure, c config, s slot, value string) error {
+func (p *Provider) verifyDataPlane(ctx context.Context, env registry.Azure, c config, s slot, value string) error {
 	dns, err := p.endpoints(env)
 	if err != nil {
 		return err

@@ -9,7 +9,7 @@
 // managed identity or a certificate, never with a client secret. README.md in this directory says more.
 //
 // Calls (Microsoft Graph v1.0 with plain net/http and a token for kvrotator's own identity from
-// providers.AzureEnv; the Graph SDK is too heavy for four calls):
+// registry.AzureEnv; the Graph SDK is too heavy for four calls):
 //
 //   - GET {graph}/v1.0/applications/{id}?$select=id,appId,passwordCredentials, or
 //     /applications(appId='{appId}') when only the client id is known: the application and its
@@ -32,7 +32,7 @@
 // the password's lifetime (31 to 3650 days, at most ValidityPeriodDays; default ValidityPeriodDays,
 // else 90). CredentialId is the keyId of the password the current version holds.
 //
-// Microsoft Graph's endpoint follows the cloud of providers.AzureEnv (public, US Government, China), or
+// Microsoft Graph's endpoint follows the cloud of registry.AzureEnv (public, US Government, China), or
 // the GraphService entry of its cloud configuration, or WithGraph; it is never read from a tag, so
 // that whoever can edit a secret's tags cannot send kvrotator's Graph token elsewhere.
 package entraapp
@@ -48,13 +48,21 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
 const Name = "entra-app"
 
-func init() { providers.Register(Name, New()) }
+func init() {
+	registry.Register(Name, func(env registry.Env) (providers.Provider, error) {
+		if env.Azure == nil {
+			return nil, registry.ErrNoAzure
+		}
+		return New(WithAzure(*env.Azure)), nil
+	})
+}
 
 // DisplayNamePrefix starts the display name of every password kvrotator adds.
 const DisplayNamePrefix = "kvrotator "
@@ -71,7 +79,7 @@ const (
 // Provider rotates Entra ID application client secrets. It is safe for concurrent use; its only state
 // is a cache of object id → application id (which never changes for an application).
 type Provider struct {
-	azure            *providers.Azure
+	azure            *registry.Azure
 	graphEndpoint    string
 	graphAudience    string
 	authorityHost    string
@@ -88,7 +96,7 @@ type Option func(*Provider)
 // WithAzure makes the provider use a instead of what the application recorded with
 // providers.SetAzure: the credential kvrotator calls Graph with, the cloud, and the transport that
 // carries both the Graph calls and the verification sign-ins.
-func WithAzure(a providers.Azure) Option {
+func WithAzure(a registry.Azure) Option {
 	return func(p *Provider) { p.azure = &a }
 }
 
@@ -125,7 +133,7 @@ func WithReplicationDelay(d time.Duration) Option {
 	}
 }
 
-// New returns a Provider that reads the Azure environment (providers.AzureEnv) at each call.
+// New returns a Provider that reads the Azure environment (registry.AzureEnv) at each call.
 func New(opts ...Option) *Provider {
 	p := &Provider{timeout: DefaultTimeout, replicationDelay: DefaultReplicationDelay, now: time.Now}
 	for _, o := range opts {
@@ -235,6 +243,23 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 	return cl.verifyToken(ctx, cfg.tenant, appID, cred.Value.Reveal())
 }
 
+// References are the application (ProviderAddress, its object id, or entra-app-id, its application
+// id; kind application) and its tenant (entra-tenant-id; kind tenant): an operator binds both.
+func (*Provider) References(p providers.Params) []providers.Reference {
+	c, err := parseConfig(p, "")
+	if err != nil {
+		return nil // Validate reports it; the engine never gets here
+	}
+	var refs []providers.Reference
+	if c.objectID != "" {
+		refs = append(refs, providers.Reference{Kind: providers.RefApplication, Tag: TagAddress, Value: strings.ToLower(c.objectID)})
+	}
+	if c.appID != "" {
+		refs = append(refs, providers.Reference{Kind: providers.RefApplication, Tag: TagAppID, Value: strings.ToLower(c.appID)})
+	}
+	return append(refs, providers.Reference{Kind: providers.RefTenant, Tag: TagTenant, Value: strings.ToLower(c.tenant)})
+}
+
 // Revoke removes the password credentialID (a keyId) from the application. A password that is already
 // gone (404, or Graph's "No password credential found") is success. It refuses to remove the
 // password the current version holds.
@@ -282,18 +307,10 @@ func (p *Provider) prepare(req providers.Request) (config, *client, error) {
 
 // client resolves kvrotator's credential, Graph's endpoint and the authority for one call.
 func (p *Provider) client() (*client, error) {
-	var az providers.Azure
-	if p.azure != nil {
-		az = *p.azure
-	} else {
-		var err error
-		if az, err = providers.AzureEnv(); err != nil {
-			return nil, providers.Permanent(err)
-		}
+	if p.azure == nil || p.azure.Credential == nil {
+		return nil, providers.Permanent(registry.ErrNoAzure)
 	}
-	if az.Credential == nil {
-		return nil, providers.Permanent(providers.ErrNoAzure)
-	}
+	az := p.azure.WithDefaults()
 	authority := p.authorityHost
 	if authority == "" {
 		authority = az.Cloud.ActiveDirectoryAuthorityHost

@@ -61,12 +61,15 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
 const Name = "postgres"
 
-func init() { providers.Register(Name, New()) }
+func init() {
+	registry.Register(Name, func(registry.Env) (providers.Provider, error) { return New(), nil })
+}
 
 // Timeouts. Each connection attempt is bounded by ConnectTimeout, each Create or Verify call by
 // OperationTimeout, and both by the engine's context.
@@ -170,10 +173,23 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 	return nil
 }
 
-// Revoke does nothing and returns nil: alternating logins have nothing to revoke. The previous login
-// keeps its password until the rotation after next replaces it; it must stay usable until then, since
-// applications holding the previous version still log in with it.
-func (*Provider) Revoke(context.Context, providers.Request, string) error { return nil }
+// References are the server (host:port/database), the admin login and the rotated logins, and the
+// secret holding the admin's password: an operator binds each (kinds server, login, secret).
+func (*Provider) References(p providers.Params) []providers.Reference {
+	c, err := parseConfig(p, "", "")
+	if err != nil {
+		return nil // Validate reports it; the engine never gets here
+	}
+	refs := []providers.Reference{
+		{Kind: providers.RefServer, Tag: TagAddress, Value: c.server()},
+		{Kind: providers.RefSecret, Tag: TagAdminSecret, Value: c.adminRef},
+		{Kind: providers.RefLogin, Tag: TagAdminUser, Value: c.admin},
+	}
+	for _, u := range c.users {
+		refs = append(refs, providers.Reference{Kind: providers.RefLogin, Tag: TagUsers, Value: u})
+	}
+	return refs
+}
 
 // adminPassword reads the admin's password from the secret the postgres-admin-secret tag names.
 func (p *Provider) adminPassword(ctx context.Context, req providers.Request, cfg config) (string, error) {

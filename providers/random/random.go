@@ -37,12 +37,15 @@ import (
 	"io"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
 const Name = "random"
 
-func init() { providers.Register(Name, New()) }
+func init() {
+	registry.Register(Name, func(registry.Env) (providers.Provider, error) { return New(), nil })
+}
 
 // Provider generates random secret values. It holds no mutable state and is safe for concurrent use.
 type Provider struct {
@@ -101,9 +104,8 @@ func (*Provider) Verify(_ context.Context, req providers.Request, cred providers
 	return cfg.check(cred.Value)
 }
 
-// Revoke does nothing and returns nil: a generated value exists only in the vault, and the engine never
-// calls Revoke for this shape.
-func (*Provider) Revoke(context.Context, providers.Request, string) error { return nil }
+// References is empty: a generated value reaches nothing outside the secret.
+func (*Provider) References(providers.Params) []providers.Reference { return nil }
 
 // Provider must satisfy the contract.
 var _ providers.Provider = (*Provider)(nil)

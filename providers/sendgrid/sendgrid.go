@@ -46,13 +46,16 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
 const Name = "sendgrid"
 
-func init() { providers.Register(Name, New()) }
+func init() {
+	registry.Register(Name, func(env registry.Env) (providers.Provider, error) { return New(WithHTTPClient(env.HTTPClient)), nil })
+}
 
 // Limits and defaults.
 const (
@@ -158,6 +161,24 @@ func (*Provider) Validate(p providers.Params) error {
 		return errs[0]
 	}
 	return errors.Join(errs...)
+}
+
+// References are the admin key's secret (sendgrid-admin-secret, kind secret), the API URL
+// (sendgrid-api-url, kind url; SendGrid's own DefaultAPIURL needs no binding) and the subuser or
+// account the calls act for (sendgrid-on-behalf-of, kind account).
+func (*Provider) References(p providers.Params) []providers.Reference {
+	c, err := parseConfig(p)
+	if err != nil {
+		return nil // Validate reports it; the engine never gets here
+	}
+	refs := []providers.Reference{
+		{Kind: providers.RefSecret, Tag: TagAdminSecret, Value: c.adminSecret},
+		{Kind: providers.RefURL, Tag: TagAPIURL, Value: c.base, Builtin: strings.TrimSpace(p.Get(TagAPIURL)) == ""},
+	}
+	if c.onBehalfOf != "" {
+		refs = append(refs, providers.Reference{Kind: providers.RefAccount, Tag: TagOnBehalfOf, Value: c.onBehalfOf})
+	}
+	return refs
 }
 
 // KeyName is the name the provider gives the key it creates for a secret and idempotency key:

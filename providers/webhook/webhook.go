@@ -57,13 +57,16 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
 const Name = "webhook"
 
-func init() { providers.Register(Name, New()) }
+func init() {
+	registry.Register(Name, func(env registry.Env) (providers.Provider, error) { return New(WithHTTPClient(env.HTTPClient)), nil })
+}
 
 // Provider calls an in-house service's create, verify and revoke endpoints. It holds no mutable state
 // and is safe for concurrent use.
@@ -296,6 +299,23 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 			Retry:  parseRetryAfter(r.Header.Get("Retry-After"), p.now())}
 	}
 	return nil
+}
+
+// References are the service's base URL (webhook-url, or ProviderAddress; kind url) and the secret
+// holding the signing key (webhook-signing-secret; kind secret): an operator binds both.
+func (*Provider) References(p providers.Params) []providers.Reference {
+	c, err := parseConfig(p, "")
+	if err != nil {
+		return nil // Validate reports it; the engine never gets here
+	}
+	tag := TagURL
+	if strings.TrimSpace(p.Get(TagURL)) == "" {
+		tag = TagAddress
+	}
+	return []providers.Reference{
+		{Kind: providers.RefURL, Tag: tag, Value: c.base},
+		{Kind: providers.RefSecret, Tag: TagSigningSecret, Value: c.signingRef},
+	}
 }
 
 // Revoke asks the service to retire credentialID. 404 and 410 mean it is already gone: success. The
