@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvrotator/kvrotator/bindings"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/rotation"
 	"github.com/kvrotator/kvrotator/rotation/rotationtest"
@@ -22,6 +23,7 @@ type fixture struct {
 	clock *manualClock
 	pub   *recorder
 	eng   *rotation.Engine
+	jour  rotation.Journal
 }
 
 func newFixture(t *testing.T, shape providers.Shape) *fixture {
@@ -31,10 +33,18 @@ func newFixture(t *testing.T, shape providers.Shape) *fixture {
 		prov:  newCountingProvider(shape),
 		clock: &manualClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)},
 		pub:   &recorder{},
+		jour:  rotation.NewMemoryJournal(),
+	}
+	pol, err := bindings.Parse([]byte(`{"bindings":[{"name":"test","secrets":["myvault/*"],"provider":"test",
+		"allow":{"secret":["shared-admin"],"url":["https://issuer.example"]}}]}`), "test bindings", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 	eng, err := rotation.New(rotation.Config{
 		Vaults:        []rotation.Vault{f.vault},
 		Providers:     func(name string) (providers.Provider, bool) { return f.prov, name == "test" },
+		Bindings:      pol,
+		Journal:       f.jour,
 		Clock:         f.clock,
 		Publisher:     f.pub,
 		VerifyTimeout: 2 * time.Second,
@@ -45,6 +55,15 @@ func newFixture(t *testing.T, shape providers.Shape) *fixture {
 	}
 	f.eng = eng
 	return f
+}
+
+// state is kvrotator's journal entry for a secret.
+func (f *fixture) state(name string) rotation.State {
+	st, err := f.jour.Load(context.Background(), "myvault", name)
+	if err != nil {
+		panic(err)
+	}
+	return st
 }
 
 func managedTags(extra ...string) map[string]string {
@@ -192,7 +211,8 @@ func TestBadPoliciesAreNamedPermanentErrors(t *testing.T) {
 		{"validity inside the near-expiry window", managedTags("ValidityPeriodDays", "20"), "near-expiry"},
 		{"provider tag invalid", managedTags("test-mode", "broken"), "test-mode"},
 		{"bad grace", managedTags("rotation-grace-hours", "-1"), "rotation-grace-hours"},
-		{"corrupt state", managedTags("rotation-state", "garbage"), "rotation-state"},
+		{"unbound secret reference", managedTags("test-secret", "other-teams-secret"), `test-secret="other-teams-secret": not bound`},
+		{"unbound url", managedTags("test-url", "https://attacker.example"), `test-url="https://attacker.example": not bound`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -411,7 +431,7 @@ func TestInterruptedRotationIsFinishedBySweep(t *testing.T) {
 	}
 	close(f.prov.verifyGate)
 	vs := f.vault.Versions("s")
-	st, _ := rotation.ParseState(vs[0].Tags["rotation-state"])
+	st := f.state("s")
 	if len(vs) != 1 || st.Started.IsZero() {
 		t.Fatalf("after the crash: %d versions, state %+v", len(vs), st)
 	}
@@ -460,7 +480,7 @@ func TestFailingSecretIsReportedNotHammered(t *testing.T) {
 		t.Fatalf("after the fix: %+v", rep.Outcomes)
 	}
 	vs := f.vault.Versions("s")
-	if st, _ := rotation.ParseState(vs[len(vs)-1].Tags["rotation-state"]); st.Fails != 0 || !st.Started.IsZero() {
+	if st := f.state("s").For(vs[len(vs)-1].Version); st.Fails != 0 || !st.Started.IsZero() {
 		t.Fatalf("new version carries old failure state: %+v", st)
 	}
 }

@@ -32,6 +32,10 @@ type countingProvider struct {
 	// createErrs are returned by the next Create calls, one each.
 	createErrs []error
 	creates    int
+	// readSecrets records name=value of every other secret Create read through req.Secrets.
+	readSecrets []string
+	// revokeReqs records the request of every Revoke.
+	revokeReqs []providers.Request
 }
 
 func newCountingProvider(shape providers.Shape) *countingProvider {
@@ -45,6 +49,19 @@ func (p *countingProvider) Validate(params providers.Params) error {
 		return providers.ConfigErrorf("test-mode", v, "must be ok")
 	}
 	return nil
+}
+
+// References declares the tags test-secret (another secret the provider reads) and test-url (a host it
+// calls): what the bindings must allow.
+func (p *countingProvider) References(params providers.Params) []providers.Reference {
+	var refs []providers.Reference
+	if s := params.Get("test-secret"); s != "" {
+		refs = append(refs, providers.Reference{Kind: providers.RefSecret, Tag: "test-secret", Value: s})
+	}
+	if u := params.Get("test-url"); u != "" {
+		refs = append(refs, providers.Reference{Kind: providers.RefURL, Tag: "test-url", Value: u})
+	}
+	return refs
 }
 
 func (p *countingProvider) Create(ctx context.Context, req providers.Request) (providers.Credential, error) {
@@ -61,6 +78,15 @@ func (p *countingProvider) Create(ctx context.Context, req providers.Request) (p
 	}
 	if p.failCreate != nil {
 		return providers.Credential{}, p.failCreate
+	}
+	if s := req.Params.Get("test-secret"); s != "" {
+		p.mu.Unlock()
+		v, err := req.Secrets.SecretValue(ctx, s)
+		p.mu.Lock()
+		if err != nil {
+			return providers.Credential{}, err
+		}
+		p.readSecrets = append(p.readSecrets, s+"="+v.Reveal())
 	}
 	if id, ok := p.byKey[req.IdempotencyKey]; ok {
 		if val, live := p.creds[id]; live {
@@ -101,6 +127,7 @@ func (p *countingProvider) Verify(ctx context.Context, req providers.Request, c 
 func (p *countingProvider) Revoke(ctx context.Context, req providers.Request, id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.revokeReqs = append(p.revokeReqs, req)
 	if p.failRevoke != nil {
 		return p.failRevoke
 	}

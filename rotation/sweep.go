@@ -88,11 +88,18 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 				if resume {
 					why = "finishing a rotation interrupted at " + st.Started.Format(time.RFC3339)
 				}
+				_, revokes := prov.(providers.Revoker)
+				revokes = revokes && dueRevocations(st, "", now) > 0
 				run(func() {
 					o := e.Rotate(ctx, Request{Vault: v.Name(), Secret: p.Name, Version: p.Version, Trigger: trigger, DryRun: dryRun, Force: resume})
 					add(o)
 					if o.Failed() && p.Expires != nil && !now.Before(p.Expires.Add(-e.cfg.Defaults.NearExpiryLead)) {
 						add(e.overdue(ctx, p, trigger, why+"; rotation failed: "+o.Reason))
+					}
+					if revokes && !dryRun {
+						// A due secret's replaced credentials are retired too, after its rotation
+						// (revoke re-reads the latest version, so it never touches what that holds).
+						add(e.revoke(ctx, v, p, trigger, false))
 					}
 				})
 				return nil

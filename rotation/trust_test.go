@@ -1,0 +1,255 @@
+package rotation_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/rotation"
+)
+
+// These tests play a person who may edit the tags (and write versions) of one managed secret and
+// nothing else, against the engine: a tag may choose among what the operator bound, never point
+// kvrotator elsewhere, and never forge kvrotator's own state.
+
+// edit replaces the tags of the latest version, as the tag-writer's portal or CLI does.
+func (f *fixture) edit(name string, set map[string]string) {
+	vs := f.vault.Versions(name)
+	latest := vs[len(vs)-1]
+	tags := map[string]string{}
+	for k, v := range latest.Tags {
+		tags[k] = v
+	}
+	for k, v := range set {
+		if v == "" {
+			delete(tags, k)
+		} else {
+			tags[k] = v
+		}
+	}
+	if _, err := f.vault.UpdateTags(context.Background(), name, latest.Version, tags); err != nil {
+		panic(err)
+	}
+}
+
+func TestForgedStartMarkDoesNotResumeOrRotate(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.seed("s", 200*day, managedTags("rotation-state", "started=1")) // not due, "started" in 1970
+	f.clock.Advance(time.Hour)
+	rep := f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if len(rep.Outcomes) != 0 || f.prov.creates != 0 || len(f.vault.Versions("s")) != 1 {
+		t.Fatalf("a forged start mark made the sweep act: %+v (%d creates)", rep.Outcomes, f.prov.creates)
+	}
+	st := f.eng.Status(context.Background(), time.Time{})
+	if len(st.Secrets) != 1 || strings.Contains(st.Secrets[0].Action, "interrupted") {
+		t.Fatalf("status believes the forged mark: %+v", st.Secrets)
+	}
+}
+
+func TestForgedRevocationIsNeverExecuted(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.prov.creds["victim-key"] = "someone else's key"
+	f.seed("s", 200*day, managedTags("rotation-state", "revoke=victim-key@1"))
+	f.clock.Advance(48 * time.Hour)
+	rep := f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if len(f.prov.revoked) != 0 || !slices.Contains(f.prov.live(), "victim-key") {
+		t.Fatalf("the sweep revoked what a tag named: %v (%+v)", f.prov.revoked, rep.Outcomes)
+	}
+}
+
+// TestForgedCredentialIdAndStateAfterARotation: kvrotator wrote the latest version (credential cred-1);
+// the tag-writer then points CredentialId at someone else's key and forges a pending revocation of the
+// credential the latest version really holds. The next rotation replaces cred-1 (kvrotator's record),
+// and only cred-1 is ever revoked; the victim's key and the new credential live.
+func TestForgedCredentialIdAndStateAfterARotation(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	v1 := f.seed("s", 10*day, managedTags())
+	if o := f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1}); o.Kind != rotation.KindRotated {
+		t.Fatalf("%+v", o)
+	}
+	f.prov.creds["victim-key"] = "someone else's key"
+	f.edit("s", map[string]string{"CredentialId": "victim-key", "rotation-state": "revoke=cred-1@1,victim-key@1"})
+
+	f.clock.Advance(25 * time.Hour) // cred-0's grace is over
+	f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if !slices.Equal(f.prov.revoked, []string{"cred-0"}) {
+		t.Fatalf("revoked %v, want only cred-0 (which kvrotator replaced)", f.prov.revoked)
+	}
+	o := f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "s", Trigger: rotation.TriggerManual, Force: true})
+	if o.Kind != rotation.KindRotated {
+		t.Fatalf("%+v", o)
+	}
+	if st := f.state("s"); len(st.Pending) != 1 || st.Pending[0].CredentialID != "cred-1" {
+		t.Fatalf("pending %+v, want cred-1 (what the replaced version held), not the tag's victim-key", st.Pending)
+	}
+	f.clock.Advance(25 * time.Hour)
+	f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if !slices.Equal(f.prov.revoked, []string{"cred-0", "cred-1"}) || !slices.Contains(f.prov.live(), "victim-key") {
+		t.Fatalf("revoked %v, live %v", f.prov.revoked, f.prov.live())
+	}
+	latest := f.vault.Versions("s")[len(f.vault.Versions("s"))-1]
+	if !slices.Contains(f.prov.live(), latest.Tags["CredentialId"]) {
+		t.Fatalf("the latest version's credential %s was revoked", latest.Tags["CredentialId"])
+	}
+}
+
+func TestRevokeIsGivenTheRetiredAndCurrentValues(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	v1 := f.seed("s", 10*day, managedTags())
+	f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1})
+	f.clock.Advance(25 * time.Hour)
+	f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if len(f.prov.revokeReqs) != 1 {
+		t.Fatalf("revokes: %d", len(f.prov.revokeReqs))
+	}
+	r := f.prov.revokeReqs[0]
+	if r.Retired.Reveal() != "initial" || r.Current.Reveal() != "value-of-cred-1" || r.CredentialID != "cred-1" {
+		t.Fatalf("revoke request: retired %d bytes, current %d bytes, credential %q", r.Retired.Len(), r.Current.Len(), r.CredentialID)
+	}
+}
+
+// TestPendingIsNotRevokedWhileItsVersionIsLatest: the pending revocation is journaled before the vault
+// write; when that write fails, the old credential is still the latest version's and is never revoked.
+func TestPendingIsNotRevokedWhileItsVersionIsLatest(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	v1 := f.seed("s", 10*day, managedTags())
+	f.vault.FailSet = errors.New("503 vault unavailable")
+	if o := f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1}); o.Kind != rotation.KindFailed {
+		t.Fatalf("%+v", o)
+	}
+	if st := f.state("s"); len(st.Pending) != 1 || st.Pending[0].Version != v1 {
+		t.Fatalf("journal: %+v", st)
+	}
+	f.clock.Advance(48 * time.Hour) // cred-0's grace is over, but v1 (which holds it) is still the latest
+	f.clock.Advance(11 * time.Minute)
+	f.eng.Sweep(context.Background(), rotation.TriggerTimer, false) // the rotation fails again
+	if len(f.prov.revoked) != 0 || f.vault.Versions("s")[len(f.vault.Versions("s"))-1].Version != v1 {
+		t.Fatalf("revoked %v while the version holding it was the latest", f.prov.revoked)
+	}
+	f.vault.FailSet = nil
+	f.clock.Advance(2 * time.Hour) // past the failure back-off
+	f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	latest := f.vault.Versions("s")[len(f.vault.Versions("s"))-1]
+	if latest.Version == v1 || !slices.Equal(f.prov.revoked, []string{"cred-0"}) || !slices.Contains(f.prov.live(), latest.Tags["CredentialId"]) {
+		t.Fatalf("after the vault recovered: revoked %v, latest holds %s, live %v", f.prov.revoked, latest.Tags["CredentialId"], f.prov.live())
+	}
+}
+
+func TestUnboundReferenceReadsAndContactsNothing(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.vault.Put("other-teams-secret", "not yours", nil, nil)
+	v1 := f.seed("s", 10*day, managedTags("test-secret", "other-teams-secret", "test-url", "https://attacker.example"))
+	for _, dry := range []bool{true, false} {
+		o := f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "s", Version: v1, Trigger: rotation.TriggerManual, Force: true, DryRun: dry})
+		if o.Kind != rotation.KindFailed || o.Class != rotation.ClassPermanent ||
+			!strings.Contains(o.Reason, `test-secret="other-teams-secret": not bound`) || !strings.Contains(o.Reason, `test-url="https://attacker.example": not bound`) {
+			t.Fatalf("dry run %v: %+v", dry, o)
+		}
+		if strings.Contains(fmt.Sprint(o), "not yours") {
+			t.Fatal("the outcome carries the other secret's value")
+		}
+	}
+	if f.prov.creates != 0 || len(f.prov.readSecrets) != 0 || len(f.vault.Versions("s")) != 1 {
+		t.Fatalf("something happened: %d creates, read %d secrets", f.prov.creates, len(f.prov.readSecrets))
+	}
+	rep := f.eng.Status(context.Background(), time.Time{})
+	if !strings.Contains(rep.Secrets[0].PolicyError, "not bound") {
+		t.Fatalf("status: %+v", rep.Secrets[0])
+	}
+}
+
+func TestBoundSecretIsReadAndNothingElse(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.vault.Put("shared-admin", "admin-value", nil, nil)
+	v1 := f.seed("s", 10*day, managedTags("test-secret", "shared-admin", "test-url", "https://issuer.example"))
+	if o := f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1}); o.Kind != rotation.KindRotated {
+		t.Fatalf("%+v", o)
+	}
+	if !slices.Equal(f.prov.readSecrets, []string{"shared-admin=admin-value"}) {
+		t.Fatalf("read %d secrets", len(f.prov.readSecrets))
+	}
+}
+
+// TestProviderCannotReadUndeclaredSecrets: the reader a provider gets refuses any name it did not
+// declare, even if it exists and another binding would allow it.
+func TestProviderCannotReadUndeclaredSecrets(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.vault.Put("shared-admin", "admin-value", nil, nil)
+	sneaky := &sneakyProvider{countingProvider: newCountingProvider(providers.ShapeGenerated)}
+	f.prov = sneaky.countingProvider
+	eng, err := rotation.New(rotation.Config{Vaults: []rotation.Vault{f.vault}, Clock: f.clock,
+		Providers: func(string) (providers.Provider, bool) { return sneaky, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := f.seed("s", 10*day, managedTags())
+	o := eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1})
+	if o.Kind != rotation.KindFailed || !strings.Contains(o.Reason, "not a reference the provider declared") || sneaky.got != "" {
+		t.Fatalf("%+v (read %d bytes)", o, len(sneaky.got))
+	}
+}
+
+type sneakyProvider struct {
+	*countingProvider
+	got string
+}
+
+func (p *sneakyProvider) Create(ctx context.Context, req providers.Request) (providers.Credential, error) {
+	v, err := req.Secrets.SecretValue(ctx, "shared-admin")
+	if err != nil {
+		return providers.Credential{}, err
+	}
+	p.got = v.Reveal()
+	return providers.Credential{Value: providers.NewValue("x")}, nil
+}
+
+func TestNoBindingsMeansNoReferences(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	eng, err := rotation.New(rotation.Config{Vaults: []rotation.Vault{f.vault}, Clock: f.clock,
+		Providers: func(string) (providers.Provider, bool) { return f.prov, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := f.seed("s", 10*day, managedTags("test-secret", "shared-admin"))
+	o := eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1})
+	if o.Class != rotation.ClassPermanent || !strings.Contains(o.Reason, "no bindings are configured") || f.prov.creates != 0 {
+		t.Fatalf("%+v", o)
+	}
+	v2 := f.seed("plain", 10*day, managedTags())
+	if o := eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "plain", Version: v2}); o.Kind != rotation.KindRotated {
+		t.Fatalf("a secret without references must rotate without bindings: %+v", o)
+	}
+}
+
+// TestStateSurvivesTagDeletionAndNeverOverflowsTheTag: the journal is the authority (removing the mirror
+// loses nothing), and a long list of pending revocations never breaks the 512-character tag limit.
+func TestStateSurvivesTagDeletionAndNeverOverflowsTheTag(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.seed("s", 10*day, managedTags("rotation-grace-hours", "2000"))
+	for i := 0; i < 40; i++ {
+		o := f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "s", Trigger: rotation.TriggerManual, Force: true})
+		if o.Kind != rotation.KindRotated {
+			t.Fatalf("rotation %d: %+v", i, o)
+		}
+		f.edit("s", map[string]string{"rotation-state": ""})
+	}
+	if st := f.state("s"); len(st.Pending) != 40 {
+		t.Fatalf("pending %d, want 40", len(st.Pending))
+	}
+	f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "s", Trigger: rotation.TriggerManual, Force: true})
+	latest := f.vault.Versions("s")[len(f.vault.Versions("s"))-1]
+	if m := latest.Tags["rotation-state"]; len(m) > 512 || !strings.Contains(m, "more=") {
+		t.Fatalf("mirror is %d characters: %q", len(m), m)
+	}
+	f.clock.Advance(2001 * time.Hour)
+	f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	// The sweep rotated the (now due) secret and retired the 41 credentials whose grace was over.
+	if len(f.prov.revoked) != 41 || len(f.state("s").Pending) != 1 {
+		t.Fatalf("revoked %d, pending %d", len(f.prov.revoked), len(f.state("s").Pending))
+	}
+}
