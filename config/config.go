@@ -28,6 +28,8 @@ const (
 	EnvEventTopic       = "KVROTATOR_EVENT_TOPIC_ENDPOINT"   // Event Grid topic for outcome events (optional)
 	EnvEventSchema      = "KVROTATOR_EVENT_SCHEMA"           // eventgrid (default) or cloudevents
 	EnvEventKeySecret   = "KVROTATOR_EVENT_TOPIC_KEY_SECRET" // vault/secret holding the topic key, instead of the managed identity
+	EnvBindings         = "KVROTATOR_BINDINGS"               // the operator's bindings: inline JSON or a file path (see package bindings)
+	EnvJournalDir       = "KVROTATOR_JOURNAL_DIR"            // a directory for kvrotator's journal when there is no AzureWebJobsStorage
 )
 
 // VaultSetting is one configured vault.
@@ -53,6 +55,11 @@ type Settings struct {
 	EventSchema    string
 	EventKeyVault  string
 	EventKeySecret string
+	// Bindings is the KVROTATOR_BINDINGS setting as given (inline JSON or a path); the application
+	// parses it with bindings.Load, which knows the providers.
+	Bindings string
+	// JournalDir is where the file journal lives ("" = the blob journal beside the leases, or memory).
+	JournalDir string
 }
 
 // FromEnv reads the settings through getenv (os.Getenv in production). All problems are reported
@@ -99,6 +106,8 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		}
 		s.EventKeyVault, s.EventKeySecret = v, sec
 	}
+	s.Bindings = strings.TrimSpace(getenv(EnvBindings))
+	s.JournalDir = strings.TrimSpace(getenv(EnvJournalDir))
 	vaults, err := ParseVaults(getenv(EnvVaults))
 	if err != nil {
 		errs = append(errs, err)

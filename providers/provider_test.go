@@ -65,14 +65,3 @@ func TestClassification(t *testing.T) {
 	}
 }
 
-func TestRegistry(t *testing.T) {
-	if _, ok := providers.Lookup("no-such-provider"); ok {
-		t.Fatal("Lookup of an unregistered name")
-	}
-	defer func() {
-		if recover() == nil {
-			t.Fatal("Register(nil) must panic")
-		}
-	}()
-	providers.Register("nil-provider", nil)
-}

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/kvrotator/kvrotator/bindings"
 	"github.com/kvrotator/kvrotator/config"
 	"github.com/kvrotator/kvrotator/handler"
 	"github.com/kvrotator/kvrotator/keyvault"
 	"github.com/kvrotator/kvrotator/lock"
-	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/journal"
+	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/rotation"
 
 	// Providers register themselves by name.
@@ -45,7 +47,14 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	if err != nil {
 		return nil, fmt.Errorf("credential: %w", err)
 	}
-	providers.SetAzure(providers.Azure{Credential: cred})
+	provs, problems := registry.Build(registry.Env{Azure: &registry.Azure{Credential: cred}, Logger: logger})
+	for name, err := range problems {
+		logger.Warn("provider not available", "provider", name, "error", err.Error())
+	}
+	binds, err := bindings.Load(s.Bindings, config.EnvBindings, registry.Names())
+	if err != nil {
+		return nil, err
+	}
 	var vaults []rotation.Vault
 	for _, vs := range s.Vaults {
 		o := keyvault.Options{}
@@ -60,14 +69,25 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		vaults = append(vaults, v)
 	}
 	var locker rotation.Locker
+	var jour rotation.Journal
 	blob, err := lock.FromSettings(getenv, cred, nil, lock.Options{LeaseDuration: s.LeaseDuration, Logger: logger})
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("AzureWebJobsStorage: %w", err)
 	case blob != nil:
-		locker = blob
+		locker, jour = blob, blob.Journal()
 	default:
 		logger.Warn("AzureWebJobsStorage is not set: rotations are serialised in this process only; run a single instance")
+	}
+	switch {
+	case s.JournalDir != "":
+		fj, err := journal.OpenFile(s.JournalDir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.EnvJournalDir, err)
+		}
+		jour = fj
+	case jour == nil:
+		logger.Warn("no journal: neither AzureWebJobsStorage nor " + config.EnvJournalDir + " is set, so pending revocations and interrupted rotations are kept in memory only and lost when the process ends")
 	}
 	progress := &progressPublisher{}
 	pubs := publishers{progress}
@@ -80,6 +100,9 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	}
 	eng, err := rotation.New(rotation.Config{
 		Vaults:        vaults,
+		Providers:     provs.Lookup,
+		Bindings:      binds,
+		Journal:       jour,
 		Logger:        logger,
 		Locker:        locker,
 		Publisher:     pubs,

@@ -15,6 +15,7 @@ import (
 	"testing/iotest"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 func request(params providers.Params) providers.Request {
@@ -22,17 +23,27 @@ func request(params providers.Params) providers.Request {
 }
 
 func TestRegistered(t *testing.T) {
+	set, problems := registry.Build(registry.Env{})
+	if problems[Name] != nil {
+		t.Fatalf("building %s: %v", Name, problems[Name])
+	}
 	for _, name := range []string{"random", "Random", " RANDOM "} {
-		p, ok := providers.Lookup(name)
+		p, ok := set.Lookup(name)
 		if !ok {
-			t.Fatalf("providers.Lookup(%q) found nothing", name)
+			t.Fatalf("Lookup(%q) found nothing", name)
 		}
 		if _, ok := p.(*Provider); !ok {
-			t.Fatalf("providers.Lookup(%q) = %T, want *random.Provider", name, p)
+			t.Fatalf("Lookup(%q) = %T, want *random.Provider", name, p)
+		}
+		if _, ok := p.(providers.Revoker); ok {
+			t.Fatal("random has nothing to revoke and must not claim the Revoker capability")
+		}
+		if refs := p.References(providers.Params{"random-length": "32"}); len(refs) != 0 {
+			t.Fatalf("random reaches nothing outside the secret, got references %v", refs)
 		}
 	}
-	if !slices.Contains(providers.Names(), Name) {
-		t.Errorf("providers.Names() = %v lacks %q", providers.Names(), Name)
+	if !slices.Contains(registry.Names(), Name) {
+		t.Errorf("registry.Names() = %v lacks %q", registry.Names(), Name)
 	}
 }
 
@@ -253,12 +264,6 @@ func TestVerifyBadTags(t *testing.T) {
 	var ce *providers.ConfigError
 	if !errors.As(err, &ce) {
 		t.Errorf("Verify with a bad tag = %v, want a ConfigError", err)
-	}
-}
-
-func TestRevokeDoesNothing(t *testing.T) {
-	if err := New().Revoke(t.Context(), request(nil), "anything"); err != nil {
-		t.Errorf("Revoke = %v, want nil", err)
 	}
 }
 
