@@ -1,6 +1,6 @@
 // Command zipapp writes the Azure Functions deployment package of kvrotator: a zip holding host.json,
-// every function folder (a top-level folder with a function.json) and the custom-handler binary, and
-// nothing else. scripts/package.sh runs it after cross-compiling the binary.
+// every function folder (a top-level folder with a function.json), the custom-handler binary and, when
+// the root has one, the operator's bindings.json — nothing else. scripts/package.sh runs it after cross-compiling the binary.
 //
 // The binary is stored with mode 0755 in the zip's Unix external attributes, so the Linux host can
 // execute it after extraction (a zip made with Windows tools or Python's zipfile loses the bit, and the
@@ -62,6 +62,9 @@ type entry struct {
 	mode fs.FileMode
 }
 
+// BindingsFile is the operator's bindings file, packaged when the Function App root has one.
+const BindingsFile = "bindings.json"
+
 // build writes the package of root with binary to out, through a temporary file renamed into place.
 func build(root, binary, out string, modified time.Time) error {
 	exe, err := handlerName(root)
@@ -77,6 +80,11 @@ func build(root, binary, out string, modified time.Time) error {
 	}
 	entries := append([]entry{{name: "host.json", src: filepath.Join(root, "host.json"), mode: 0o644}}, funcs...)
 	entries = append(entries, entry{name: exe, src: binary, mode: 0o755})
+	// The operator's bindings (README "Security model"), deployed with the app so that only those who
+	// deploy can change them; KVROTATOR_BINDINGS=bindings.json points at it.
+	if _, err := os.Stat(filepath.Join(root, BindingsFile)); err == nil {
+		entries = append(entries, entry{name: BindingsFile, src: filepath.Join(root, BindingsFile), mode: 0o644})
+	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {

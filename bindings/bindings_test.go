@@ -1,0 +1,143 @@
+package bindings_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kvrotator/kvrotator/bindings"
+	"github.com/kvrotator/kvrotator/providers"
+)
+
+var known = []string{"azure-keys", "entra-app", "postgres", "random", "sendgrid", "webhook"}
+
+func TestSampleFileIsValid(t *testing.T) {
+	data, err := os.ReadFile("../bindings.sample.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bindings.Parse(data, "bindings.sample.json", known); err != nil {
+		t.Fatalf("the sample in the repository root must parse: %v", err)
+	}
+}
+
+func TestParseNamesEveryProblem(t *testing.T) {
+	cases := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"not JSON", `{"bindings": [`, []string{"not a bindings document"}},
+		{"unknown field", `{"bindings": [{"secrets": ["v/s"], "provider": "sendgrid", "allow": {"secret": ["a"]}, "alow": 1}]}`, []string{"unknown field"}},
+		{"trailing data", `{"bindings": []} {}`, []string{"unexpected data"}},
+		{"missing provider and secrets", `{"bindings": [{"allow": {"secret": ["a"]}}]}`, []string{"provider is missing", "secrets is empty"}},
+		{"unknown provider", `{"bindings": [{"secrets": ["v/s"], "provider": "sendgird", "allow": {"secret": ["a"]}}]}`, []string{`provider "sendgird" is not one of`}},
+		{"bad secrets pattern", `{"bindings": [{"secrets": ["just-a-name", "v/[x"], "provider": "*", "allow": {"secret": ["a"]}}]}`,
+			[]string{`"just-a-name": want <vault>/<secret>`, `"v/[x"`}},
+		{"unknown kind", `{"bindings": [{"secrets": ["v/s"], "provider": "*", "allow": {"host": ["a"]}}]}`, []string{"allow.host: not a reference kind"}},
+		{"empty allow", `{"bindings": [{"name": "x", "secrets": ["v/s"], "provider": "*", "allow": {}}]}`, []string{`binding 1 ("x"): allow is empty`}},
+		{"url without scheme", `{"bindings": [{"secrets": ["v/s"], "provider": "*", "allow": {"url": ["api.example.com"]}}]}`, []string{"want a base URL with its scheme"}},
+		{"duplicate names", `{"bindings": [{"name": "a", "secrets": ["v/s"], "provider": "*", "allow": {"secret": ["x"]}},
+			{"name": "A", "secrets": ["v/s"], "provider": "*", "allow": {"secret": ["x"]}}]}`, []string{"used twice"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := bindings.Parse([]byte(tc.doc), "KVROTATOR_BINDINGS", known)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	p, err := bindings.Parse([]byte(`{"bindings": [
+		{"name": "sg", "secrets": ["kv-prod/sendgrid-*"], "provider": "sendgrid", "allow": {"secret": ["sendgrid-admin"], "url": ["https://api.eu.sendgrid.com"]}},
+		{"name": "team-a", "secrets": ["kv-prod/*"], "provider": "azure-keys",
+		 "allow": {"resource": ["/subscriptions/s1/resourceGroups/team-a/providers/Microsoft.Storage/storageAccounts/*"]}},
+		{"name": "db", "secrets": ["*/db-*"], "provider": "*", "allow": {"login": ["app_a"]}}]}`), "bindings.json", known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := func(k providers.RefKind, v string) providers.Reference {
+		return providers.Reference{Kind: k, Tag: "some-tag", Value: v}
+	}
+	cases := []struct {
+		name                    string
+		vault, secret, provider string
+		refs                    []providers.Reference
+		ok                      bool
+	}{
+		{"bound admin secret", "kv-prod", "sendgrid-mail", "sendgrid", []providers.Reference{ref(providers.RefSecret, "sendgrid-admin")}, true},
+		{"vault and names are case-insensitive", "KV-Prod", "SendGrid-Mail", "SendGrid", []providers.Reference{ref(providers.RefSecret, "SENDGRID-ADMIN")}, true},
+		{"another secret", "kv-prod", "sendgrid-mail", "sendgrid", []providers.Reference{ref(providers.RefSecret, "db-admin")}, false},
+		{"a secret outside the binding's pattern", "kv-prod", "mail", "sendgrid", []providers.Reference{ref(providers.RefSecret, "sendgrid-admin")}, false},
+		{"another vault", "kv-dev", "sendgrid-mail", "sendgrid", []providers.Reference{ref(providers.RefSecret, "sendgrid-admin")}, false},
+		{"another provider", "kv-prod", "sendgrid-mail", "webhook", []providers.Reference{ref(providers.RefSecret, "sendgrid-admin")}, false},
+		{"attacker url", "kv-prod", "sendgrid-mail", "sendgrid", []providers.Reference{ref(providers.RefURL, "https://attacker.example")}, false},
+		{"builtin url needs no binding", "kv-prod", "sendgrid-mail", "sendgrid",
+			[]providers.Reference{{Kind: providers.RefURL, Value: "https://api.sendgrid.com", Builtin: true}}, true},
+		{"every storage account of a group", "kv-prod", "x", "azure-keys",
+			[]providers.Reference{ref(providers.RefResource, "/subscriptions/S1/resourcegroups/TEAM-A/providers/Microsoft.Storage/storageAccounts/acct1")}, true},
+		{"another group's account", "kv-prod", "x", "azure-keys",
+			[]providers.Reference{ref(providers.RefResource, "/subscriptions/s1/resourceGroups/team-b/providers/Microsoft.Storage/storageAccounts/acct1")}, false},
+		{"a pattern does not cross /", "kv-prod", "x", "azure-keys",
+			[]providers.Reference{ref(providers.RefResource, "/subscriptions/s1/resourceGroups/team-a/providers/Microsoft.Storage/storageAccounts/acct1/blobServices/default")}, false},
+		{"logins are case-sensitive", "kv", "db-orders", "postgres", []providers.Reference{ref(providers.RefLogin, "APP_A")}, false},
+		{"wildcard provider", "kv", "db-orders", "postgres", []providers.Reference{ref(providers.RefLogin, "app_a")}, true},
+		{"no references", "kv", "anything", "random", nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := p.Check(tc.vault, tc.secret, tc.provider, tc.refs)
+			if (err == nil) != tc.ok {
+				t.Fatalf("Check = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil {
+				var ce *providers.ConfigError
+				if !errors.As(err, &ce) || !providers.IsPermanent(err) || ce.Tag != "some-tag" || !strings.Contains(err.Error(), "not bound") ||
+					!strings.Contains(err.Error(), "bindings.json") {
+					t.Fatalf("want a permanent ConfigError naming the tag and the bindings file: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestEveryUnboundReferenceIsNamed(t *testing.T) {
+	var p *bindings.Policy
+	err := p.Check("kv", "s", "webhook", []providers.Reference{
+		{Kind: providers.RefURL, Tag: "webhook-url", Value: "https://a.example"},
+		{Kind: providers.RefSecret, Tag: "webhook-signing-secret", Value: "k"}})
+	if err == nil || !strings.Contains(err.Error(), "webhook-url") || !strings.Contains(err.Error(), "webhook-signing-secret") {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bindings.json")
+	doc := `{"bindings": [{"secrets": ["v/s"], "provider": "random", "allow": {"secret": ["a"]}}]}`
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, setting := range []string{doc, file} {
+		p, err := bindings.Load(setting, "KVROTATOR_BINDINGS", known)
+		if err != nil || len(p.Bindings) != 1 {
+			t.Fatalf("Load(%q) = %v, %v", setting, p, err)
+		}
+	}
+	if p, err := bindings.Load("", "KVROTATOR_BINDINGS", known); err != nil || len(p.Bindings) != 0 {
+		t.Fatalf("empty setting: %v %v", p, err)
+	}
+	if _, err := bindings.Load(filepath.Join(dir, "missing.json"), "KVROTATOR_BINDINGS", known); err == nil ||
+		!strings.Contains(err.Error(), "KVROTATOR_BINDINGS: reading the bindings file") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
