@@ -74,6 +74,9 @@ func TestSweepServiceUnit(t *testing.T) {
 		"AmbientCapabilities":   "",
 		"RestrictSUIDSGID":      "yes",
 		"UMask":                 "0077",
+		// The journal: kvrotator's own state, writable by the service user only (never tags).
+		"StateDirectory":     "kvrotator",
+		"StateDirectoryMode": "0700",
 	}
 	for k, v := range want {
 		if got := u.one(t, "Service", k); got != v {
@@ -82,7 +85,7 @@ func TestSweepServiceUnit(t *testing.T) {
 	}
 	for _, k := range []string{"ExecStartPre", "ExecStartPost", "Environment", "DynamicUser", "ReadWritePaths"} {
 		if v, ok := u["Service"][k]; ok {
-			t.Errorf("[Service] %s = %q: the sweep needs no write access and takes its settings from the env file", k, v)
+			t.Errorf("[Service] %s = %q: the sweep writes only its StateDirectory and takes its settings from the env file", k, v)
 		}
 	}
 	if _, ok := u["Install"]; ok {

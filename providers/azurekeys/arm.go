@@ -54,7 +54,7 @@ func (p *Provider) connect() (*armClient, error) {
 }
 
 func (p *Provider) environment() (registry.Azure, error) {
-	if p.azure != nil {
+	if p.azure != nil && p.azure.Credential != nil {
 		return p.azure.WithDefaults(), nil
 	}
 	return registry.Azure{}, registry.ErrNoAzure

@@ -77,7 +77,8 @@ type Provider struct {
 type Option func(*Provider)
 
 // WithAzure gives the provider the credential, cloud and transport it calls Azure with (the
-// application's, from registry.Env; tests point it at local servers). Without it every call fails.
+// application's, from registry.Env; tests point it at local servers). Without it (or with no
+// credential in it) every call fails with registry.ErrNoAzure, a permanent error.
 func WithAzure(a registry.Azure) Option {
 	return func(p *Provider) { p.azure = &a }
 }
@@ -125,8 +126,20 @@ func (*Provider) Validate(p providers.Params) error {
 	return err
 }
 
+// config reads the request's settings. The resource is the ProviderAddress tag, the one References
+// declared and the engine checked against the bindings; req.Address, which the engine fills from the
+// same tag, may not name another one. The slot is req.CredentialID, the credential kvrotator recorded
+// for the current version (else the CredentialId tag).
 func (p *Provider) config(req providers.Request) (config, error) {
-	return parseConfig(req.Params, strings.TrimSpace(req.Address), strings.TrimSpace(req.CredentialID))
+	address, tag := strings.TrimSpace(req.Address), strings.TrimSpace(req.Params.Get(TagAddress))
+	switch {
+	case address == "":
+		address = tag
+	case tag != "" && tag != address:
+		return config{}, providers.Permanent(&Error{Op: "check the request", Resource: tag,
+			Reason: fmt.Sprintf("the request's address %q is not the %s tag the bindings were checked against", address, TagAddress)})
+	}
+	return parseConfig(req.Params, address, strings.TrimSpace(req.CredentialID))
 }
 
 // Create regenerates the slot CredentialId does not name, reads it back and returns it (as a key or a
@@ -246,10 +259,24 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 // References is the resource whose keys rotate (ProviderAddress, kind resource): an operator binds
 // resource ids or patterns of them (every storage account of a resource group:
 // /subscriptions/…/resourceGroups/team-a/providers/Microsoft.Storage/storageAccounts/*).
+//
+// The value is the id exactly as the provider will use it: the resource id parsed from the tag and
+// written back out (azcore drops empty segments, so "//" in a tag cannot make the bound string differ
+// from the called one). Every request path and every data-plane host name is made from that id and
+// the application's cloud, never from any other tag. A tag that does not parse (which Validate has
+// already refused) is declared as written, so that it is never bound by accident.
 func (*Provider) References(p providers.Params) []providers.Reference {
-	return []providers.Reference{{Kind: providers.RefResource, Tag: TagAddress, Value: strings.TrimSpace(p.Get(TagAddress))}}
+	raw := strings.TrimSpace(p.Get(TagAddress))
+	value := raw
+	if id, _, errs := parseAddress(raw, nil); len(errs) == 0 && id != nil {
+		value = id.String()
+	}
+	return []providers.Reference{{Kind: providers.RefResource, Tag: TagAddress, Value: value}}
 }
 
-// There is no Revoke: a two-slot key is never revoked. The previous slot stays valid until the next
-// rotation regenerates it, which is what lets applications that have not re-read the secret yet keep
-// working in between.
+// There is no Revoke (the provider is not a providers.Revoker): a two-slot key is never revoked. The
+// previous slot stays valid until the next rotation regenerates it, which is what lets applications
+// that have not re-read the secret yet keep working in between.
+
+// Provider must satisfy the contract, and must not be a Revoker.
+var _ providers.Provider = (*Provider)(nil)

@@ -1,7 +1,6 @@
 package azurekeys_test
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -12,23 +11,72 @@ import (
 
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/azurekeys"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
+// The registry builds the provider with the application's Azure environment; without one it is left
+// out with registry.ErrNoAzure. It is a two-slot provider with nothing to revoke.
 func TestRegistered(t *testing.T) {
+	f := newFake(t)
+	az := f.azure()
+	set, problems := registry.Build(registry.Env{Azure: &az})
+	if err := problems[azurekeys.Name]; err != nil {
+		t.Fatalf("registry.Build: %v", err)
+	}
 	for _, name := range []string{"azure-keys", "Azure-Keys", " AZURE-KEYS "} {
-		p, ok := providers.Lookup(name)
+		p, ok := set.Lookup(name)
 		if !ok {
-			t.Fatalf("providers.Lookup(%q) found nothing", name)
+			t.Fatalf("Lookup(%q) found nothing", name)
 		}
 		if _, ok := p.(*azurekeys.Provider); !ok {
-			t.Fatalf("providers.Lookup(%q) = %T, want *azurekeys.Provider", name, p)
+			t.Fatalf("Lookup(%q) = %T, want *azurekeys.Provider", name, p)
 		}
 	}
-	if s := azurekeys.New().Shape(); s != providers.ShapeTwoSlot {
+	p, _ := set.Lookup(azurekeys.Name)
+	if s := p.Shape(); s != providers.ShapeTwoSlot {
 		t.Errorf("Shape() = %q, want %q", s, providers.ShapeTwoSlot)
 	}
-	if err := azurekeys.New().Revoke(context.Background(), providers.Request{}, "key1"); err != nil {
-		t.Errorf("Revoke = %v, want nil: a two-slot key has nothing to revoke", err)
+	if _, ok := p.(providers.Revoker); ok {
+		t.Error("azure-keys is a providers.Revoker: a two-slot key has nothing to revoke")
+	}
+	// The built provider calls the Azure it was built with.
+	req := request(redisID, "Primary", "", nil)
+	c, err := p.Create(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CredentialID != "Secondary" || c.Value.Reveal() != f.key(redisID, "Secondary") {
+		t.Fatalf("Create through the registered provider: %s", c.CredentialID)
+	}
+	if err := p.Verify(t.Context(), req, c); err != nil {
+		t.Fatal(err)
+	}
+
+	_, problems = registry.Build(registry.Env{})
+	if err := problems[azurekeys.Name]; !errors.Is(err, registry.ErrNoAzure) {
+		t.Fatalf("registry.Build without Azure: %v, want registry.ErrNoAzure", err)
+	}
+}
+
+// A provider built without WithAzure (or with an empty one) fails every call with registry.ErrNoAzure,
+// a permanent error, before anything is contacted.
+func TestWithoutAzure(t *testing.T) {
+	f := newFake(t)
+	req := request(storageID, "key1", f.key(storageID, "key1"), nil)
+	for name, p := range map[string]*azurekeys.Provider{
+		"no WithAzure":          azurekeys.New(azurekeys.WithEndpoints(testEndpoints)),
+		"WithAzure, no credential": azurekeys.New(azurekeys.WithAzure(registry.Azure{Transport: f.srv.Client()}), azurekeys.WithEndpoints(testEndpoints)),
+	} {
+		_, createErr := p.Create(t.Context(), req)
+		verifyErr := p.Verify(t.Context(), req, providers.Credential{Value: providers.NewValue(f.key(storageID, "key2")), CredentialID: "key2"})
+		for _, err := range []error{createErr, verifyErr} {
+			if !providers.IsPermanent(err) || !errors.Is(err, registry.ErrNoAzure) {
+				t.Fatalf("%s: %v, want a permanent registry.ErrNoAzure", name, err)
+			}
+		}
+	}
+	if n := f.requestCount(""); n != 0 {
+		t.Fatalf("%d requests without an Azure environment", n)
 	}
 }
 
@@ -473,31 +521,6 @@ func TestAPIVersionOverride(t *testing.T) {
 	_, err := f.provider().Create(t.Context(), request(storageID, "key1", "", map[string]string{azurekeys.TagAPIVersion: "2019-06-01"}))
 	if !providers.IsPermanent(err) || !strings.Contains(err.Error(), "InvalidApiVersionParameter") {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-// The registered provider reads the application's Azure environment when it runs, not at init.
-func TestDefaultReadsAzureEnvAtCallTime(t *testing.T) {
-	p, _ := providers.Lookup(azurekeys.Name)
-	req := request(redisID, "Primary", "", nil)
-	if _, err := providers.AzureEnv(); err == nil {
-		t.Skip("the Azure environment was set elsewhere in this test binary")
-	}
-	_, err := p.Create(t.Context(), req)
-	if !providers.IsPermanent(err) || !errors.Is(err, providers.ErrNoAzure) {
-		t.Fatalf("without SetAzure: %v", err)
-	}
-	f := newFake(t)
-	providers.SetAzure(f.azure())
-	c, err := p.Create(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.CredentialID != "Secondary" || c.Value.Reveal() != f.key(redisID, "Secondary") {
-		t.Fatalf("Create through the registered provider: %s", c.CredentialID)
-	}
-	if err := p.Verify(t.Context(), req, c); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -30,8 +30,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/azurekeys"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // fakeAzure is a local HTTPS server that answers as Azure Resource Manager does for the key actions of
@@ -132,8 +132,8 @@ func newFake(t testing.TB) *fakeAzure {
 
 // azure is the environment that points the provider at the fake: Resource Manager endpoint and
 // audience from the cloud configuration, the test server's client as transport.
-func (f *fakeAzure) azure() providers.Azure {
-	return providers.Azure{
+func (f *fakeAzure) azure() registry.Azure {
+	return registry.Azure{
 		Credential: f.cred,
 		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: f.srv.URL + "/",
 			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Endpoint: f.srv.URL, Audience: testAudience}}},
@@ -220,6 +220,18 @@ func (f *fakeAzure) resource(id string) *fakeResource {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.resources[strings.ToLower(id)]
+}
+
+// byName finds the resource of a family whose data-plane host name starts with name.
+func (f *fakeAzure) byName(family, name string) *fakeResource {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.resources {
+		if r.family == family && strings.EqualFold(r.name, name) {
+			return r
+		}
+	}
+	return nil
 }
 
 // key returns a resource's current key in a slot (the fake's slot name).
@@ -538,8 +550,8 @@ func (f *fakeAzure) serveBlob(w http.ResponseWriter, r *http.Request, account st
 		blobError(w, http.StatusBadRequest, "InvalidQueryParameterValue")
 		return
 	}
-	res := f.resource(storageID)
-	if res == nil || res.name != account {
+	res := f.byName("storage", account)
+	if res == nil {
 		blobError(w, http.StatusNotFound, "ResourceNotFound")
 		return
 	}
@@ -614,8 +626,8 @@ func (f *fakeAzure) sharedKeyValid(r *http.Request, account string, res *fakeRes
 // serveCosmos is Get Database Account (GET /) with master-key authorization
 // (https://learn.microsoft.com/rest/api/cosmos-db/access-control-on-cosmosdb-resources).
 func (f *fakeAzure) serveCosmos(w http.ResponseWriter, r *http.Request, account string) {
-	res := f.resource(cosmosID)
-	if res == nil || res.name != account || r.URL.Path != "/" {
+	res := f.byName("cosmos", account)
+	if res == nil || r.URL.Path != "/" {
 		writeJSON(w, http.StatusNotFound, map[string]string{"code": "NotFound", "message": "Resource Not Found"})
 		return
 	}
@@ -644,8 +656,8 @@ func (f *fakeAzure) serveCosmos(w http.ResponseWriter, r *http.Request, account 
 
 // serveSearch is Get Service Statistics with an admin api-key.
 func (f *fakeAzure) serveSearch(w http.ResponseWriter, r *http.Request, service string) {
-	res := f.resource(searchID)
-	if res == nil || res.name != service || r.URL.Path != "/servicestats" || r.URL.Query().Get("api-version") == "" {
+	res := f.byName("search", service)
+	if res == nil || r.URL.Path != "/servicestats" || r.URL.Query().Get("api-version") == "" {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "NotFound", "message": "not found"}})
 		return
 	}
