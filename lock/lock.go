@@ -10,6 +10,9 @@
 // wrapping ErrLeaseLost, so the engine stops before it writes. unlock stops renewing and releases the
 // lease.
 //
+// The same account keeps kvrotator's journal (rotation.Journal): BlobJournal, one blob per secret in a
+// container of its own (BlobLocker.Journal, NewBlobJournal).
+//
 // The in-process lock for the demo and single-instance deployments is rotation.NewMemoryLocker.
 package lock
 
@@ -21,6 +24,7 @@ import (
 	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -34,6 +38,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/kvrotator/kvrotator/rotation"
 )
@@ -42,6 +47,8 @@ import (
 const (
 	// DefaultContainer is the container holding the lock blobs.
 	DefaultContainer = "kvrotator-locks"
+	// DefaultJournalContainer is the container holding the journal blobs (see BlobJournal).
+	DefaultJournalContainer = "kvrotator-journal"
 	// DefaultLeaseDuration is the lease duration when Options.LeaseDuration is zero.
 	DefaultLeaseDuration = 30 * time.Second
 	// MinLeaseDuration and MaxLeaseDuration are the limits of a finite blob lease set by Azure Storage.
@@ -69,6 +76,9 @@ type Options struct {
 	// Container holds the lock blobs; default DefaultContainer. It is created on first use if missing
 	// (concurrent creation by several instances is fine).
 	Container string
+	// JournalContainer holds the journal blobs of Journal; default DefaultJournalContainer. It is
+	// created on first use too.
+	JournalContainer string
 	// LeaseDuration is the duration of each lease (and of each renewal): 15 s to 60 s, default 30 s.
 	// Values outside the range are clamped to it; it is rounded to whole seconds. It bounds how long a
 	// crashed instance keeps a secret locked.
@@ -86,6 +96,9 @@ type Options struct {
 type BlobLocker struct {
 	containerName string
 	container     *container.Client
+	service       *service.Client
+	journalName   string
+	journal       func() *BlobJournal
 	endpoint      string
 	duration      time.Duration
 	renewEvery    time.Duration
@@ -121,15 +134,23 @@ func NewBlobLocker(client *azblob.Client, o Options) *BlobLocker {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &BlobLocker{
+	l := &BlobLocker{
 		containerName: o.Container,
 		container:     client.ServiceClient().NewContainerClient(o.Container),
+		service:       client.ServiceClient(),
+		journalName:   o.JournalContainer,
 		endpoint:      stripQuery(client.URL()),
 		duration:      d,
 		renewEvery:    every,
 		log:           logger,
 	}
+	l.journal = sync.OnceValue(func() *BlobJournal { return newBlobJournal(l.service, l.journalName) })
+	return l
 }
+
+// Journal returns the rotation.Journal kept in the same storage account, in container
+// Options.JournalContainer (default DefaultJournalContainer). Every call returns the same BlobJournal.
+func (l *BlobLocker) Journal() *BlobJournal { return l.journal() }
 
 // Endpoint is the blob service URL the locker talks to, without any query string (a SAS token is never
 // part of it), for start-up logs.
@@ -261,9 +282,15 @@ func (l *BlobLocker) ensureBlob(ctx context.Context, bb *blockblob.Client) error
 func (l *BlobLocker) ensureContainer(ctx context.Context) error {
 	l.createMu.Lock()
 	defer l.createMu.Unlock()
-	_, err := l.container.Create(ctx, nil)
+	return createContainer(ctx, l.container, l.containerName)
+}
+
+// createContainer creates a container of kvrotator's; one that already exists (another instance
+// created it at the same time) is fine.
+func createContainer(ctx context.Context, c *container.Client, name string) error {
+	_, err := c.Create(ctx, nil)
 	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
-		return fmt.Errorf("create container %s: %w", l.containerName, brief(err))
+		return fmt.Errorf("create container %s: %w", name, brief(err))
 	}
 	return nil
 }
@@ -396,14 +423,32 @@ func (h *holder) unlock() {
 }
 
 // brief shortens a storage error to one line ("409 LeaseIsBrokenAndCannotBeRenewed") for logs and
-// outcome reasons; errors.As and errors.Is still reach the original.
+// outcome reasons; errors.As and errors.Is still reach the original. A transport error (no answer) is
+// reported without the request URL's query string, which may hold a SAS token.
 func brief(err error) error {
 	var re *azcore.ResponseError
-	if !errors.As(err, &re) {
-		return err
+	if errors.As(err, &re) {
+		return briefError{err: err, status: re.StatusCode, code: re.ErrorCode}
 	}
-	return briefError{err: err, status: re.StatusCode, code: re.ErrorCode}
+	var ue *url.Error
+	if errors.As(err, &ue) && strings.ContainsRune(ue.URL, '?') {
+		return transportError{err: err, op: ue.Op, url: stripQuery(ue.URL), cause: ue.Err}
+	}
+	return err
 }
+
+// transportError is a *url.Error without the query string of its URL.
+type transportError struct {
+	err     error
+	op, url string
+	cause   error
+}
+
+func (e transportError) Error() string {
+	return fmt.Sprintf("%s %s: %v", e.op, e.url, brief(e.cause))
+}
+
+func (e transportError) Unwrap() error { return e.err }
 
 type briefError struct {
 	err    error

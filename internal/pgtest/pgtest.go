@@ -1,7 +1,12 @@
 // Package pgtest starts a throwaway PostgreSQL server for a test (DESIGN.md, "Real parts in tests").
 // Each call runs initdb into a fresh temporary directory and starts its own postgres on a free loopback
-// port, with SCRAM-SHA-256 password authentication for every connection, and stops and removes it when
-// the test ends. Tests are hermetic, may run in parallel, and never touch the machine's own cluster.
+// port, with SCRAM-SHA-256 password authentication for every connection (pg_hba.conf names no other
+// method), and stops and removes it when the test ends. Tests are hermetic, may run in parallel, and
+// never touch the machine's own cluster.
+//
+// With Options.TLS the server speaks TLS only, presenting a certificate for 127.0.0.1, ::1 and localhost
+// signed by a throwaway CA (CA, made with crypto/x509); Server.CAFile is the CA's certificate, so
+// clients connect with sslmode=verify-full as they would to a production server.
 //
 // The server binaries come from KVROTATOR_POSTGRES_BIN when set (a directory holding initdb and
 // postgres), else from the newest /usr/lib/postgresql/*/bin (Debian's postgresql package), else from
@@ -15,16 +20,10 @@ package pgtest
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -68,10 +67,20 @@ type Options struct {
 	// Settings are server settings passed as postgres -c name=value, e.g. {"log_statement": "all"}.
 	// They override the defaults Start uses (fsync=off and other speed-ups for throwaway data).
 	Settings map[string]string
-	// TLS turns on ssl with a self-signed certificate for 127.0.0.1 and localhost; RootCertFile is the
-	// certificate, for clients that verify it.
+	// TLS makes the server accept TLS connections only (pg_hba.conf has hostssl lines and no host
+	// lines), with a certificate signed by CA; Server.CAFile is the CA's certificate. CA or CertHosts
+	// imply TLS.
 	TLS bool
+	// CA signs the server's certificate; nil makes a new CA for the server. Servers given the same CA
+	// are trusted by the same clients.
+	CA *CA
+	// CertHosts are the names in the server's certificate (IP addresses and DNS names); empty is
+	// DefaultCertHosts. A certificate for other names (say db.example.com) makes verify-full to
+	// 127.0.0.1 fail while verify-ca succeeds.
+	CertHosts []string
 }
+
+func (o *Options) tls() bool { return o.TLS || o.CA != nil || len(o.CertHosts) > 0 }
 
 // Server is one running PostgreSQL server.
 type Server struct {
@@ -84,13 +93,19 @@ type Server struct {
 	AdminUser, AdminPassword string
 	// Dir is the temporary directory holding the data directory, the socket and the log.
 	Dir string
-	// RootCertFile is the server's self-signed certificate when Options.TLS is set.
-	RootCertFile string
+	// CA signed the server's certificate when it speaks TLS (Options.TLS), else nil.
+	CA *CA
+	// CAFile is CA.CertFile, what clients give as sslrootcert; "" without TLS.
+	CAFile string
 
 	t       testing.TB
 	logPath string
+	// sslMode is what ConnString asks for: disable, verify-full, or verify-ca when the certificate
+	// does not name Host.
+	sslMode string
 	mu      sync.Mutex
 	stop    func()
+	hbaMu   sync.Mutex // serialises PrependHBA's read-modify-write
 }
 
 // Start starts a server for the test with the default options and returns its address
@@ -125,10 +140,13 @@ func StartServer(t testing.TB, o *Options) *Server {
 		t.Fatalf("pgtest: %v", err)
 	}
 
-	s := &Server{t: t, Host: "127.0.0.1", AdminUser: AdminUser, Dir: dir, logPath: filepath.Join(dir, "server.log")}
+	s := &Server{t: t, Host: "127.0.0.1", AdminUser: AdminUser, Dir: dir, logPath: filepath.Join(dir, "server.log"), sslMode: "disable"}
 	s.AdminPassword = randomHex(16)
 	data := filepath.Join(dir, "data")
 	if err := s.initdb(bin, runAs, data); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	if err := writeHBA(runAs, data, o.tls()); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	settings := map[string]string{
@@ -141,9 +159,10 @@ func StartServer(t testing.TB, o *Options) *Server {
 		"shared_buffers":          "16MB",
 		"log_destination":         "stderr",
 		"logging_collector":       "off",
+		"password_encryption":     "scram-sha-256",
 	}
-	if o.TLS {
-		if err := s.writeCert(runAs, data); err != nil {
+	if o.tls() {
+		if err := s.writeCert(runAs, data, o); err != nil {
 			t.Fatalf("pgtest: %v", err)
 		}
 		settings["ssl"] = "on"
@@ -177,11 +196,79 @@ func (s *Server) Log() string {
 	return string(b)
 }
 
-// ConnString is a keyword/value connection string for user and password to database on the server,
-// without TLS.
+// ConnString is a keyword/value connection string for user and password to database on the server:
+// without TLS, or, when the server speaks TLS, with sslmode=verify-full and sslrootcert=CAFile
+// (verify-ca when Options.CertHosts leave out 127.0.0.1).
 func (s *Server) ConnString(user, password, database string) string {
-	return fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=disable connect_timeout=10",
-		s.Host, s.Port, quote(user), quote(password), quote(database))
+	cs := fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=%s connect_timeout=10",
+		s.Host, s.Port, quote(user), quote(password), quote(database), s.sslMode)
+	if s.CAFile != "" {
+		cs += " sslrootcert=" + quote(s.CAFile)
+	}
+	return cs
+}
+
+// PrependHBA puts lines at the top of the server's pg_hba.conf (where they win over pgtest's own
+// SCRAM lines), reloads the configuration and returns once new connections follow it. Tests use it to
+// make the server ask a login for a weaker method, e.g. "host all app_b 127.0.0.1/32 password".
+func (s *Server) PrependHBA(t testing.TB, lines ...string) {
+	t.Helper()
+	runAs, err := osUser()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	s.hbaMu.Lock()
+	defer s.hbaMu.Unlock()
+	hba := filepath.Join(s.Dir, "data", "pg_hba.conf")
+	old, err := os.ReadFile(hba)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	if err := writeOwned(runAs, hba, []byte(strings.Join(lines, "\n")+"\n"+string(old))); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	s.Reload(t)
+}
+
+// Reload makes the server reread its configuration files and waits until new connections see them
+// (pg_conf_load_time changes in a new session once the postmaster has reloaded).
+func (s *Server) Reload(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	loadTime := func() time.Time {
+		c, err := pgx.Connect(ctx, s.ConnString(s.AdminUser, s.AdminPassword, Database))
+		if err != nil {
+			t.Fatalf("pgtest: reload: %v", err)
+		}
+		defer c.Close(ctx)
+		var at time.Time
+		if err := c.QueryRow(ctx, "SELECT pg_conf_load_time()").Scan(&at); err != nil {
+			t.Fatalf("pgtest: reload: %v", err)
+		}
+		return at
+	}
+	before := loadTime()
+	c, err := pgx.Connect(ctx, s.ConnString(s.AdminUser, s.AdminPassword, Database))
+	if err != nil {
+		t.Fatalf("pgtest: reload: %v", err)
+	}
+	var ok bool
+	err = c.QueryRow(ctx, "SELECT pg_reload_conf()").Scan(&ok)
+	c.Close(ctx)
+	if err != nil || !ok {
+		t.Fatalf("pgtest: pg_reload_conf: %v", err)
+	}
+	for loadTime().Equal(before) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("pgtest: the server did not reload its configuration within 30s")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if strings.Contains(s.Log(), "pg_hba.conf was not reloaded") {
+		t.Fatalf("pgtest: the server refused the new pg_hba.conf:\n%s", tail(s.Log(), 20))
+	}
 }
 
 // Admin connects as the superuser to the default database; the connection is closed by t.Cleanup.
@@ -233,47 +320,61 @@ func (s *Server) initdb(bin string, runAs *account, data string) error {
 	return nil
 }
 
-// writeCert makes a self-signed certificate for the server (valid for 127.0.0.1, ::1 and localhost).
-func (s *Server) writeCert(runAs *account, data string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	files := map[string][]byte{
-		filepath.Join(data, "server.crt"): certPEM,
-		filepath.Join(data, "server.key"): pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	}
-	for path, b := range files {
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			return err
-		}
-		if err := runAs.chown(path); err != nil {
+// writeCert installs a server certificate for o.CertHosts signed by o.CA (a new CA when nil).
+func (s *Server) writeCert(runAs *account, data string, o *Options) error {
+	ca := o.CA
+	if ca == nil {
+		var err error
+		if ca, err = newCA(s.Dir); err != nil {
 			return err
 		}
 	}
-	s.RootCertFile = filepath.Join(s.Dir, "root.crt")
-	return os.WriteFile(s.RootCertFile, certPEM, 0o644)
+	hosts := o.CertHosts
+	if len(hosts) == 0 {
+		hosts = DefaultCertHosts
+	}
+	certPEM, keyPEM, err := ca.Issue(hosts...)
+	if err != nil {
+		return err
+	}
+	// PostgreSQL refuses a key file that others may read.
+	if err := writeOwned(runAs, filepath.Join(data, "server.crt"), certPEM); err != nil {
+		return err
+	}
+	if err := writeOwned(runAs, filepath.Join(data, "server.key"), keyPEM); err != nil {
+		return err
+	}
+	s.CA, s.CAFile = ca, ca.CertFile
+	s.sslMode = "verify-ca"
+	if slices.Contains(hosts, s.Host) {
+		s.sslMode = "verify-full"
+	}
+	return nil
+}
+
+// writeHBA replaces initdb's pg_hba.conf: SCRAM-SHA-256 for every connection, over the socket and
+// over loopback TCP (TLS only when tlsOnly).
+func writeHBA(runAs *account, data string, tlsOnly bool) error {
+	host := "host     "
+	if tlsOnly {
+		host = "hostssl  "
+	}
+	conf := "# pgtest: SCRAM-SHA-256 only" + map[bool]string{true: ", TLS only over TCP", false: ""}[tlsOnly] + "\n" +
+		"local    all all              scram-sha-256\n" +
+		host + "all all 127.0.0.1/32 scram-sha-256\n" +
+		host + "all all ::1/128      scram-sha-256\n"
+	return writeOwned(runAs, filepath.Join(data, "pg_hba.conf"), []byte(conf))
+}
+
+// writeOwned writes a file only its owner may read, owned by the server's account.
+func writeOwned(runAs *account, path string, b []byte) error {
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Chmod(path, 0o600); err != nil { // WriteFile keeps an existing file's mode
+		return err
+	}
+	return runAs.chown(path)
 }
 
 var errPortTaken = errors.New("the port was taken")

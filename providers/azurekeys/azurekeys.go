@@ -135,7 +135,7 @@ func (p *Provider) config(req providers.Request) (config, error) {
 	switch {
 	case address == "":
 		address = tag
-	case tag != "" && tag != address:
+	case tag != "" && !strings.EqualFold(tag, address):
 		return config{}, providers.Permanent(&Error{Op: "check the request", Resource: tag,
 			Reason: fmt.Sprintf("the request's address %q is not the %s tag the bindings were checked against", address, TagAddress)})
 	}

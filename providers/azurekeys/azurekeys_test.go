@@ -64,7 +64,7 @@ func TestWithoutAzure(t *testing.T) {
 	f := newFake(t)
 	req := request(storageID, "key1", f.key(storageID, "key1"), nil)
 	for name, p := range map[string]*azurekeys.Provider{
-		"no WithAzure":          azurekeys.New(azurekeys.WithEndpoints(testEndpoints)),
+		"no WithAzure":             azurekeys.New(azurekeys.WithEndpoints(testEndpoints)),
 		"WithAzure, no credential": azurekeys.New(azurekeys.WithAzure(registry.Azure{Transport: f.srv.Client()}), azurekeys.WithEndpoints(testEndpoints)),
 	} {
 		_, createErr := p.Create(t.Context(), req)

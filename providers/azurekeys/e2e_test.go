@@ -1,6 +1,7 @@
 package azurekeys_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
+	"github.com/kvrotator/kvrotator/bindings"
 	"github.com/kvrotator/kvrotator/internal/providertest"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/azurekeys"
@@ -29,6 +31,36 @@ func secretTags(id, credentialID string, extra ...string) map[string]string {
 		t[extra[i]] = extra[i+1]
 	}
 	return t
+}
+
+// bound is the harness options with the operator's bindings: azure-keys secrets of the test vault may
+// rotate the keys of resources (ids or patterns), and nothing else.
+func bound(t testing.TB, resources ...string) *providertest.Options {
+	t.Helper()
+	return &providertest.Options{Bindings: parseBindings(t, binding{Name: "azure-keys-test", Secrets: []string{providertest.VaultName + "/*"},
+		Provider: azurekeys.Name, Allow: map[string][]string{"resource": resources}})}
+}
+
+// binding is one entry of the operator's bindings document (KVROTATOR_BINDINGS), written as JSON
+// and parsed the way the application parses it.
+type binding struct {
+	Name     string              `json:"name"`
+	Secrets  []string            `json:"secrets"`
+	Provider string              `json:"provider"`
+	Allow    map[string][]string `json:"allow"`
+}
+
+func parseBindings(t testing.TB, bs ...binding) *bindings.Policy {
+	t.Helper()
+	doc, err := json.Marshal(map[string]any{"bindings": bs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := bindings.Parse(doc, "test bindings", []string{azurekeys.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pol
 }
 
 // captureAzureLog records everything azcore logs (requests, responses, retries, polling) during a
@@ -54,7 +86,7 @@ func outcomeText(o rotation.Outcome) string {
 func TestEndToEndTriggers(t *testing.T) {
 	logs := captureAzureLog(t)
 	f := newFake(t)
-	h := providertest.New(t, azurekeys.Name, f.provider(), nil)
+	h := providertest.New(t, azurekeys.Name, f.provider(), bound(t, storageID, redisID, sbRuleID))
 	var texts []string
 
 	// Event Grid's SecretNearExpiry: a Storage key, verified against the blob endpoint.
@@ -123,7 +155,7 @@ func TestEndToEndTriggers(t *testing.T) {
 // A dry run validates the tags and calls nothing.
 func TestEndToEndDryRunChangesNothing(t *testing.T) {
 	f := newFake(t)
-	h := providertest.New(t, azurekeys.Name, f.provider(), nil)
+	h := providertest.New(t, azurekeys.Name, f.provider(), bound(t, cosmosID))
 	h.Seed("cosmos-key", f.key(cosmosID, "primary"), secretTags(cosmosID, "primary"), due)
 	o := h.Manual("cosmos-key", true)
 	if o.Kind != rotation.KindPlanned || !strings.Contains(o.Reason, "two-slot") {
@@ -147,7 +179,7 @@ func TestEndToEndInterruptedThenRedelivered(t *testing.T) {
 			t.Run(string(step)+" "+familyOf(tc.id), func(t *testing.T) {
 				f := newFake(t)
 				p := f.provider()
-				h := providertest.New(t, azurekeys.Name, p, nil)
+				h := providertest.New(t, azurekeys.Name, p, bound(t, tc.id))
 				old := f.key(tc.id, tc.active)
 				v := h.Seed("app-key", old, secretTags(tc.id, tc.active), due)
 
@@ -196,7 +228,7 @@ func TestEndToEndWrongTag(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
-			h := providertest.New(t, azurekeys.Name, f.provider(), nil)
+			h := providertest.New(t, azurekeys.Name, f.provider(), bound(t, tc.tags["ProviderAddress"]))
 			v := h.Seed("bad", "value", tc.tags, due)
 			for _, o := range []rotation.Outcome{h.Manual("bad", true), h.Event("bad", v)} {
 				var ce *providers.ConfigError
@@ -215,7 +247,7 @@ func TestEndToEndWrongTag(t *testing.T) {
 func TestEndToEndIssuerRefuses(t *testing.T) {
 	f := newFake(t)
 	f.fail("/regeneratekey", -1, 403, nil, authorizationFailed)
-	h := providertest.New(t, azurekeys.Name, f.provider(), nil)
+	h := providertest.New(t, azurekeys.Name, f.provider(), bound(t, storageID))
 	v := h.Seed("storage-key", f.key(storageID, "key1"), secretTags(storageID, "key1"), due)
 	o := h.Event("storage-key", v)
 	t.Log(o.Reason)
@@ -248,7 +280,7 @@ func TestEndToEndIssuerDown(t *testing.T) {
 		}
 		_ = l.Close()
 		p := azurekeys.New(azurekeys.WithAzure(env), azurekeys.WithRetry(fastRetry), azurekeys.WithEndpoints(testEndpoints))
-		h := providertest.New(t, azurekeys.Name, p, nil)
+		h := providertest.New(t, azurekeys.Name, p, bound(t, storageID))
 		v := h.Seed("storage-key", f.key(storageID, "key1"), secretTags(storageID, "key1"), due)
 		o := h.Event("storage-key", v)
 		if o.Kind != rotation.KindFailed || o.Class != rotation.ClassTransient || !strings.Contains(o.Reason, "refused") {
@@ -261,7 +293,7 @@ func TestEndToEndIssuerDown(t *testing.T) {
 	t.Run("503", func(t *testing.T) {
 		f := newFake(t)
 		f.fail("/listkeys", -1, 503, nil, `{"error":{"code":"ServiceUnavailable","message":"The service is temporarily unavailable."}}`)
-		h := providertest.New(t, azurekeys.Name, f.provider(), nil)
+		h := providertest.New(t, azurekeys.Name, f.provider(), bound(t, redisID))
 		v := h.Seed("redis-key", f.key(redisID, "Primary"), secretTags(redisID, "Primary"), due)
 		o := h.Event("redis-key", v)
 		if o.Kind != rotation.KindFailed || o.Class != rotation.ClassTransient || !strings.Contains(o.Reason, "HTTP 503") {

@@ -17,8 +17,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 	"github.com/kvrotator/kvrotator/providers"
-	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // verifyMethod is how a new key is checked.

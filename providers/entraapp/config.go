@@ -80,15 +80,12 @@ func (c config) appRef() (tag, value string) {
 }
 
 // parseConfig reads the provider's tags; every problem is a ConfigError, joined if there are several.
-// address is the Request's Address, used when ProviderAddress is not among the tags.
-func parseConfig(p providers.Params, address string) (config, error) {
+// Only tags are read: they are what References declared and the engine checked.
+func parseConfig(p providers.Params) (config, error) {
 	errs := p.CheckTags(Name, tagPrefix, TagAppID, TagTenant, TagLifetime)
 	var c config
 
 	c.objectID = strings.TrimSpace(p.Get(TagAddress))
-	if c.objectID == "" {
-		c.objectID = strings.TrimSpace(address)
-	}
 	if c.objectID != "" && !isGUID(c.objectID) {
 		errs = append(errs, providers.ConfigErrorf(TagAddress, c.objectID,
 			"not an application object id (a GUID such as 3f2a…-…); use the Object ID from the app registration's overview, or set %s to the Application (client) ID instead", TagAppID))

@@ -31,10 +31,30 @@ type e2e struct {
 
 // newE2E seeds a due secret holding the application's hand-made password. tags override the defaults
 // ("" removes a tag). New secrets need two sign-ins before Entra ID accepts them (propagation).
+//
+// Unless o brings its own, the operator's bindings allow the fixture's application (object id and
+// client id) and tenant, and whatever application or tenant tags sets: these tests are about what
+// happens once the bindings allowed a secret (the attack tests, in bindings_test.go, bind less).
 func newE2E(t *testing.T, tags map[string]string, o *providertest.Options) *e2e {
 	t.Helper()
 	f := newFixture(t)
 	f.srv.SetPropagation(2)
+	if o == nil {
+		o = &providertest.Options{}
+	}
+	if o.Bindings == nil {
+		apps, tenants := []string{f.objectID, f.appID}, []string{f.srv.TenantID}
+		for tag, v := range tags {
+			switch {
+			case v == "":
+			case strings.EqualFold(tag, entraapp.TagAddress), strings.EqualFold(tag, entraapp.TagAppID):
+				apps = append(apps, v)
+			case strings.EqualFold(tag, entraapp.TagTenant):
+				tenants = append(tenants, v)
+			}
+		}
+		o.Bindings = parseBindings(t, appBinding("entra-app-test", apps, tenants))
+	}
 	e := &e2e{fixture: f, h: providertest.New(t, entraapp.Name, f.provider(), o)}
 	all := map[string]string{
 		"rotation-provider":    entraapp.Name,
@@ -318,6 +338,7 @@ func TestEndToEndLogsHoldNoSecrets(t *testing.T) {
 	engine, err := rotation.New(rotation.Config{
 		Vaults:        []rotation.Vault{e.h.Vault},
 		Providers:     func(n string) (providers.Provider, bool) { return p, n == entraapp.Name },
+		Bindings:      parseBindings(t, appBinding("orders-api", []string{e.objectID}, []string{e.srv.TenantID})),
 		Clock:         e.h.Clock,
 		Logger:        slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		VerifyTimeout: time.Second,

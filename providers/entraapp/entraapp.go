@@ -8,14 +8,14 @@
 // workload identity federation or a managed identity instead; kvrotator itself signs in with a
 // managed identity or a certificate, never with a client secret. README.md in this directory says more.
 //
-// Calls (Microsoft Graph v1.0 with plain net/http and a token for kvrotator's own identity from
-// registry.AzureEnv; the Graph SDK is too heavy for four calls):
+// Calls (Microsoft Graph v1.0 with plain net/http and a token for kvrotator's own identity, the
+// credential of the registry.Azure it is built with; the Graph SDK is too heavy for four calls):
 //
 //   - GET {graph}/v1.0/applications/{id}?$select=id,appId,passwordCredentials, or
 //     /applications(appId='{appId}') when only the client id is known: the application and its
 //     passwords (secretText is never returned here).
 //   - POST …/removePassword {"keyId"} → 204; 404 (or a 400 saying "No password credential found")
-//     means already gone.
+//     means already gone. Revoke reads the application first, to check the password's hint.
 //   - POST …/addPassword {"passwordCredential":{"displayName","endDateTime"}} → 200 with keyId,
 //     secretText (the only time Graph returns it) and endDateTime.
 //   - POST {authority}/{tenant}/oauth2/v2.0/token, client credentials with the new secret, scope
@@ -32,9 +32,11 @@
 // the password's lifetime (31 to 3650 days, at most ValidityPeriodDays; default ValidityPeriodDays,
 // else 90). CredentialId is the keyId of the password the current version holds.
 //
-// Microsoft Graph's endpoint follows the cloud of registry.AzureEnv (public, US Government, China), or
-// the GraphService entry of its cloud configuration, or WithGraph; it is never read from a tag, so
-// that whoever can edit a secret's tags cannot send kvrotator's Graph token elsewhere.
+// Microsoft Graph's endpoint follows the cloud of the registry.Azure the provider is built with
+// (public, US Government, China), or the GraphService entry of its cloud configuration, or WithGraph;
+// it is never read from a tag, so that whoever can edit a secret's tags cannot send kvrotator's Graph
+// token elsewhere. The application and the tenant a secret's tags name are references (References)
+// that the operator's bindings must allow before the engine lets the provider run.
 package entraapp
 
 import (
@@ -48,8 +50,8 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
-	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
@@ -93,9 +95,10 @@ type Provider struct {
 // Option configures a Provider.
 type Option func(*Provider)
 
-// WithAzure makes the provider use a instead of what the application recorded with
-// providers.SetAzure: the credential kvrotator calls Graph with, the cloud, and the transport that
-// carries both the Graph calls and the verification sign-ins.
+// WithAzure gives the provider its Azure environment (the application's, from registry.Env): the
+// credential kvrotator calls Graph with, the cloud, and the transport that carries both the Graph
+// calls and the verification sign-ins. Without it (or with no credential in it) every call fails with
+// registry.ErrNoAzure, a permanent error.
 func WithAzure(a registry.Azure) Option {
 	return func(p *Provider) { p.azure = &a }
 }
@@ -133,7 +136,7 @@ func WithReplicationDelay(d time.Duration) Option {
 	}
 }
 
-// New returns a Provider that reads the Azure environment (registry.AzureEnv) at each call.
+// New returns a Provider; give it the Azure environment with WithAzure.
 func New(opts ...Option) *Provider {
 	p := &Provider{timeout: DefaultTimeout, replicationDelay: DefaultReplicationDelay, now: time.Now}
 	for _, o := range opts {
@@ -149,7 +152,7 @@ func (*Provider) Shape() providers.Shape { return providers.ShapeCreateRevoke }
 // Validate checks ProviderAddress, CredentialId and the entra-* tags without calling anything. Every
 // problem is a *providers.ConfigError; when there are several, they are joined.
 func (*Provider) Validate(p providers.Params) error {
-	_, err := parseConfig(p, "")
+	_, err := parseConfig(p)
 	return err
 }
 
@@ -184,6 +187,10 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 			return providers.Credential{}, providers.Permanent(fmt.Errorf(
 				"%s create: password %s, which the current version holds (%s), carries this rotation's display name %q; refusing to remove it",
 				Name, pw.KeyID, TagCredentialID, name))
+		}
+		// Nor one whose hint says it holds the current value.
+		if err := removable("create", app, pw, providers.Request{Current: req.Current, CredentialID: req.CredentialID}); err != nil {
+			return providers.Credential{}, err
 		}
 		// An earlier attempt for this key added it; its secret is lost. Remove it so that at most
 		// one kvrotator password per key is ever live.
@@ -243,39 +250,103 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 	return cl.verifyToken(ctx, cfg.tenant, appID, cred.Value.Reveal())
 }
 
-// References are the application (ProviderAddress, its object id, or entra-app-id, its application
-// id; kind application) and its tenant (entra-tenant-id; kind tenant): an operator binds both.
+// References are the application (ProviderAddress, its object id, and/or entra-app-id, its
+// application (client) id; kind application) and its tenant (entra-tenant-id; kind tenant): an
+// operator binds both. Values are lower-cased (GUIDs and domain names are case-insensitive). Every
+// Graph path and the verification sign-in are made from exactly these values; Graph's endpoint and
+// the Entra authority come from the application's cloud, never from a tag.
+//
+// The values are read from the tags as the provider reads them, whether or not they are well formed
+// (Validate refuses what is not), so that nothing a tag names is ever left out of the check.
 func (*Provider) References(p providers.Params) []providers.Reference {
-	c, err := parseConfig(p, "")
-	if err != nil {
-		return nil // Validate reports it; the engine never gets here
-	}
 	var refs []providers.Reference
-	if c.objectID != "" {
-		refs = append(refs, providers.Reference{Kind: providers.RefApplication, Tag: TagAddress, Value: strings.ToLower(c.objectID)})
+	if v := strings.TrimSpace(p.Get(TagAddress)); v != "" {
+		refs = append(refs, providers.Reference{Kind: providers.RefApplication, Tag: TagAddress, Value: strings.ToLower(v)})
 	}
-	if c.appID != "" {
-		refs = append(refs, providers.Reference{Kind: providers.RefApplication, Tag: TagAppID, Value: strings.ToLower(c.appID)})
+	if v := strings.TrimSpace(p.Get(TagAppID)); v != "" {
+		refs = append(refs, providers.Reference{Kind: providers.RefApplication, Tag: TagAppID, Value: strings.ToLower(v)})
 	}
-	return append(refs, providers.Reference{Kind: providers.RefTenant, Tag: TagTenant, Value: strings.ToLower(c.tenant)})
+	return append(refs, providers.Reference{Kind: providers.RefTenant, Tag: TagTenant, Value: strings.ToLower(strings.TrimSpace(p.Get(TagTenant)))})
 }
 
 // Revoke removes the password credentialID (a keyId) from the application. A password that is already
-// gone (404, or Graph's "No password credential found") is success. It refuses to remove the
-// password the current version holds.
+// gone (removePassword answers 404 or Graph's "No password credential found") is success.
+//
+// It refuses, permanently and before removing anything, a credentialID that is not a keyId, the keyId
+// of req.CredentialID (the password the latest version holds), and — where Graph's hint tells (the
+// first three characters of each password's secret text) — a password whose hint is not the start of
+// req.Retired (it is not the replaced version's password) or is the start of req.Current (it is the
+// password the latest version holds).
 func (p *Provider) Revoke(ctx context.Context, req providers.Request, credentialID string) error {
 	cfg, cl, err := p.prepare(req)
 	if err != nil {
 		return err
 	}
-	credentialID = strings.TrimSpace(credentialID)
+	credentialID = strings.ToLower(strings.TrimSpace(credentialID))
 	switch {
 	case !isGUID(credentialID):
 		return providers.Permanent(fmt.Errorf("%s revoke: credential id %q is not a password keyId (a GUID)", Name, credentialID))
 	case strings.EqualFold(credentialID, req.CredentialID):
 		return providers.Permanent(fmt.Errorf("%s revoke: password %s is the one the current version holds; refusing to remove it", Name, credentialID))
 	}
-	return cl.removePassword(ctx, cfg.appPath(), strings.ToLower(credentialID))
+	// The application is read first, for the password's hint. A 404 is a configuration error naming
+	// the tag, as in Create: kvrotator cannot tell "deleted" from "the tags now name another
+	// application", and only the former means the password is gone.
+	app, err := cl.getApplication(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if pw, ok := app.password(credentialID); ok {
+		if err := removable("revoke", app, pw, req); err != nil {
+			return err
+		}
+	}
+	// Not listed: gone, or (just added, in the unverified credential's clean-up) not replicated to
+	// the replica that answered yet; removePassword tells which.
+	return cl.removePassword(ctx, "/applications/"+app.ID, credentialID)
+}
+
+// hintLen is how many leading characters of a secret Graph's passwordCredential hint holds.
+const hintLen = 3
+
+// hintOf is what Graph's hint would be for a secret value: its first three characters, "" when the
+// value is unknown or shorter.
+func hintOf(v providers.Value) string {
+	s := v.Reveal()
+	if len(s) < hintLen {
+		return ""
+	}
+	return s[:hintLen]
+}
+
+// removable checks, by Graph's hint, that pw may be removed: it must be the password of the value
+// req.Retired (when known) and not the password of req.Current (when known). When both values start
+// alike the hint cannot tell them apart; pw is then removable only if the password the latest version
+// holds (req.CredentialID) is another one, listed, with that same hint, which accounts for req.Current.
+// A password without a hint, or values that are unknown, cannot be told apart: nothing to refuse.
+func removable(op string, app application, pw passwordCredential, req providers.Request) error {
+	hint := ""
+	if pw.Hint != nil {
+		hint = *pw.Hint
+	}
+	if len(hint) != hintLen {
+		return nil
+	}
+	retired, current := hintOf(req.Retired), hintOf(req.Current)
+	if retired != "" && hint != retired {
+		return providers.Permanent(fmt.Errorf(
+			"%s %s: password %s is not the replaced version's: its hint (the first %d characters of its secret) does not match that version's value; refusing to remove it",
+			Name, op, pw.KeyID, hintLen))
+	}
+	if current == "" || hint != current {
+		return nil
+	}
+	if cur, ok := app.password(req.CredentialID); ok && !strings.EqualFold(cur.KeyID, pw.KeyID) && cur.Hint != nil && *cur.Hint == current {
+		return nil
+	}
+	return providers.Permanent(fmt.Errorf(
+		"%s %s: password %s looks like the one the current version holds: its hint (the first %d characters of its secret) matches the current value; refusing to remove it",
+		Name, op, pw.KeyID, hintLen))
 }
 
 // appID returns the application (client) id of the application at cfg's object id, from the cache or
@@ -294,7 +365,13 @@ func (p *Provider) appID(ctx context.Context, cl *client, cfg config) (string, e
 
 // prepare reads the tags and the Azure environment.
 func (p *Provider) prepare(req providers.Request) (config, *client, error) {
-	cfg, err := parseConfig(req.Params, req.Address)
+	// The application is the one the tags name, which the engine checked against the bindings
+	// (References); req.Address, filled by the engine from the same ProviderAddress tag, may not name
+	// another.
+	if a := strings.TrimSpace(req.Address); a != "" && !strings.EqualFold(a, strings.TrimSpace(req.Params.Get(TagAddress))) {
+		return config{}, nil, providers.Permanent(fmt.Errorf("%s: the request's address %q is not the %s tag the bindings were checked against", Name, a, TagAddress))
+	}
+	cfg, err := parseConfig(req.Params)
 	if err != nil {
 		return config{}, nil, err
 	}
@@ -367,5 +444,8 @@ func httpsBase(raw string) (string, error) {
 	return base, err
 }
 
-// Provider must satisfy the contract.
-var _ providers.Provider = (*Provider)(nil)
+// Provider must satisfy the contract, with revocation.
+var (
+	_ providers.Provider = (*Provider)(nil)
+	_ providers.Revoker  = (*Provider)(nil)
+)

@@ -2,6 +2,7 @@ package entraapp_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/kvrotator/kvrotator/providers/entraapp"
 	"github.com/kvrotator/kvrotator/providers/entraapp/graphtest"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 var ctx = context.Background()
@@ -427,11 +429,26 @@ func TestGraphFailures(t *testing.T) {
 	}
 }
 
+// A provider built without WithAzure (or with no credential in it) fails every call with
+// registry.ErrNoAzure, a permanent error, before anything is contacted.
 func TestNoAzureCredential(t *testing.T) {
 	f := newFixture(t)
-	_, err := entraapp.New(entraapp.WithAzure(providers.Azure{})).Create(ctx, f.request())
-	if !providers.IsPermanent(err) || !strings.Contains(err.Error(), "SetAzure") {
-		t.Fatalf("got %v", err)
+	req := f.request()
+	for name, p := range map[string]*entraapp.Provider{
+		"no WithAzure":             entraapp.New(),
+		"WithAzure, no credential": entraapp.New(entraapp.WithAzure(registry.Azure{Transport: f.srv.Client()})),
+	} {
+		_, createErr := p.Create(ctx, req)
+		verifyErr := p.Verify(ctx, req, providers.Credential{Value: providers.NewValue("x"), CredentialID: f.initialID})
+		revokeErr := p.Revoke(ctx, req, "0a0a0a0a-0000-4000-8000-000000000002")
+		for _, err := range []error{createErr, verifyErr, revokeErr} {
+			if !providers.IsPermanent(err) || !errors.Is(err, registry.ErrNoAzure) {
+				t.Fatalf("%s: %v, want a permanent registry.ErrNoAzure", name, err)
+			}
+		}
+	}
+	if n := f.srv.Requests(); n != 0 {
+		t.Fatalf("%d requests without an Azure environment", n)
 	}
 }
 
@@ -450,13 +467,21 @@ func TestUnknownCloudNeedsAGraphEndpoint(t *testing.T) {
 	}
 }
 
-// The registered provider reads the environment the application set with providers.SetAzure.
-func TestRegisteredProviderUsesSetAzure(t *testing.T) {
+// The registry builds the provider with the application's Azure environment; without one it is left
+// out with registry.ErrNoAzure. It is a create-revoke provider and a providers.Revoker.
+func TestRegistered(t *testing.T) {
 	f := newFixture(t)
-	providers.SetAzure(f.azure())
-	p, ok := providers.Lookup(entraapp.Name)
+	az := f.azure()
+	set, problems := registry.Build(registry.Env{Azure: &az})
+	if err := problems[entraapp.Name]; err != nil {
+		t.Fatalf("registry.Build: %v", err)
+	}
+	p, ok := set.Lookup(" Entra-App ")
 	if !ok {
 		t.Fatal("entra-app is not registered")
+	}
+	if _, ok := p.(providers.Revoker); !ok || p.Shape() != providers.ShapeCreateRevoke {
+		t.Fatalf("%T: shape %s, want a create-revoke providers.Revoker", p, p.Shape())
 	}
 	req := f.request()
 	cred, err := p.Create(ctx, req)
@@ -465,5 +490,8 @@ func TestRegisteredProviderUsesSetAzure(t *testing.T) {
 	}
 	if err := p.Verify(ctx, req, cred); err != nil {
 		t.Fatal(err)
+	}
+	if _, problems := registry.Build(registry.Env{}); !errors.Is(problems[entraapp.Name], registry.ErrNoAzure) {
+		t.Fatalf("registry.Build without Azure: %v, want registry.ErrNoAzure", problems[entraapp.Name])
 	}
 }

@@ -21,8 +21,8 @@ import (
 )
 
 // GraphService is the cloud.Configuration service key for Microsoft Graph. azcore's clouds do not
-// describe Graph; add this entry to the cloud configuration given to providers.SetAzure to point
-// the provider at another Graph endpoint (a national cloud not listed below, a test server). The
+// describe Graph; add this entry to the cloud configuration of the registry.Azure the provider is built
+// with to point it at another Graph endpoint (a national cloud not listed below, a test server). The
 // audience defaults to the endpoint.
 const GraphService cloud.ServiceName = "microsoftGraph"
 
@@ -216,10 +216,12 @@ func decode(r *httpx.Response, v any) string {
 }
 
 // passwordCredential is Graph's passwordCredential resource. SecretText is set only in addPassword's
-// answer; listings return null.
+// answer; listings return null. Hint is "the first three characters of the password" (Graph's
+// documentation of the resource): what lets Revoke tell which value a password belongs to.
 type passwordCredential struct {
 	KeyID         string     `json:"keyId"`
 	DisplayName   *string    `json:"displayName"`
+	Hint          *string    `json:"hint"`
 	SecretText    *string    `json:"secretText"`
 	StartDateTime *time.Time `json:"startDateTime"`
 	EndDateTime   *time.Time `json:"endDateTime"`
@@ -230,6 +232,20 @@ type application struct {
 	ID                  string               `json:"id"`
 	AppID               string               `json:"appId"`
 	PasswordCredentials []passwordCredential `json:"passwordCredentials"`
+}
+
+// password finds the application's password keyID (case-insensitive).
+func (a application) password(keyID string) (passwordCredential, bool) {
+	keyID = strings.TrimSpace(keyID)
+	if keyID == "" {
+		return passwordCredential{}, false
+	}
+	for _, pw := range a.PasswordCredentials {
+		if strings.EqualFold(pw.KeyID, keyID) {
+			return pw, true
+		}
+	}
+	return passwordCredential{}, false
 }
 
 // getApplication reads the application's id, appId and passwords. 404 is a ConfigError naming the tag

@@ -1,15 +1,19 @@
 package entraapp_test
 
 import (
+	"encoding/json"
 	"maps"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/kvrotator/kvrotator/bindings"
+	"github.com/kvrotator/kvrotator/internal/providertest"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/entraapp"
 	"github.com/kvrotator/kvrotator/providers/entraapp/graphtest"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 const (
@@ -38,8 +42,8 @@ func newFixture(t *testing.T) *fixture {
 
 // azure is kvrotator's environment pointed at the fixture: its own credential, a cloud whose authority
 // and Graph endpoint are the local server, and a transport that trusts its certificate.
-func (f *fixture) azure() providers.Azure {
-	return providers.Azure{
+func (f *fixture) azure() registry.Azure {
+	return registry.Azure{
 		Credential: f.srv.Credential(),
 		Cloud: cloud.Configuration{
 			ActiveDirectoryAuthorityHost: f.srv.URL + "/",
@@ -72,8 +76,10 @@ func (f *fixture) request() providers.Request {
 	}
 }
 
-// after is the request the sweep sends once the version holding cred is the latest.
+// after is the request the sweep sends to revoke req's password once the version holding cred is the
+// latest: Current is the new value, Retired the replaced one.
 func after(req providers.Request, cred providers.Credential) providers.Request {
+	req.Current, req.Retired = cred.Value, req.Current
 	req.CredentialID = cred.CredentialID
 	req.Params = maps.Clone(req.Params)
 	req.Params["CredentialId"] = cred.CredentialID
@@ -110,4 +116,33 @@ func (f *fixture) clean(t *testing.T, err error) {
 func noSecrets(t *testing.T, srv *graphtest.Server, texts ...string) {
 	t.Helper()
 	httpxtest.NoSecrets(t, texts, append([]string{initialSecret, srv.GraphToken}, srv.Issued()...)...)
+}
+
+// binding is one entry of the operator's bindings document (KVROTATOR_BINDINGS), written as JSON and
+// parsed the way the application parses it.
+type binding struct {
+	Name     string              `json:"name"`
+	Secrets  []string            `json:"secrets"`
+	Provider string              `json:"provider"`
+	Allow    map[string][]string `json:"allow"`
+}
+
+// appBinding lets the entra-app secrets of the test vault reach the applications (object ids or
+// client ids) and tenants given.
+func appBinding(name string, apps, tenants []string) binding {
+	return binding{Name: name, Secrets: []string{providertest.VaultName + "/*"}, Provider: entraapp.Name,
+		Allow: map[string][]string{"application": apps, "tenant": tenants}}
+}
+
+func parseBindings(t testing.TB, bs ...binding) *bindings.Policy {
+	t.Helper()
+	doc, err := json.Marshal(map[string]any{"bindings": bs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := bindings.Parse(doc, "test bindings", []string{entraapp.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pol
 }

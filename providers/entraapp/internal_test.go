@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 type staticCredential struct{}
@@ -41,7 +42,7 @@ func TestEndpointsFollowTheCloud(t *testing.T) {
 		{name: "plain http authority", opts: []Option{WithAuthorityHost("http://login.example.test")}, err: "https"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := New(append([]Option{WithAzure(providers.Azure{Credential: staticCredential{}, Cloud: tc.cloud})}, tc.opts...)...)
+			p := New(append([]Option{WithAzure(registry.Azure{Credential: staticCredential{}, Cloud: tc.cloud})}, tc.opts...)...)
 			c, err := p.client()
 			if tc.err != "" {
 				if !providers.IsPermanent(err) || !strings.Contains(err.Error(), tc.err) {
@@ -85,7 +86,7 @@ func TestHTTPSBase(t *testing.T) {
 }
 
 func TestRedirectsAreNotFollowed(t *testing.T) {
-	p := New(WithAzure(providers.Azure{Credential: staticCredential{}, Transport: &http.Client{}}))
+	p := New(WithAzure(registry.Azure{Credential: staticCredential{}, Transport: &http.Client{}}))
 	c, err := p.client()
 	if err != nil {
 		t.Fatal(err)

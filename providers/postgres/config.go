@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"net"
 	"net/netip"
 	"net/url"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"github.com/kvrotator/kvrotator/providers"
 )
 
@@ -27,8 +27,9 @@ const (
 	TagAdminUser = "postgres-admin-user"
 	// TagAdminSecret is the NAME of another secret in the same vault whose value is the admin's password.
 	TagAdminSecret = "postgres-admin-secret"
-	// TagSSLMode is the TLS mode of every connection: require (default), verify-ca, verify-full, or
-	// disable for loopback hosts only.
+	// TagSSLMode is the TLS mode of every connection: verify-full (default) or verify-ca, or disable
+	// for loopback hosts only. It chooses how the server is checked, never which CAs are trusted: that
+	// is the operator's (KVROTATOR_POSTGRES_CA_FILE, PGSSLROOTCERT, else the system's roots).
 	TagSSLMode = "postgres-sslmode"
 	// TagFormat is what the vault stores: password (default) or connection-string.
 	TagFormat = "postgres-format"
@@ -40,12 +41,12 @@ const (
 	FormatConnectionString = "connection-string" // postgres://user:password@host:port/db?sslmode=…
 )
 
-// The values of postgres-sslmode. prefer and allow are refused: both fall back to plain text.
+// The values of postgres-sslmode. require is refused (it encrypts without checking who answers), and
+// so are prefer and allow (they fall back to plain text).
 const (
-	SSLDisable    = "disable"
-	SSLRequire    = "require"
-	SSLVerifyCA   = "verify-ca"
-	SSLVerifyFull = "verify-full"
+	SSLDisable    = "disable"     // loopback hosts only
+	SSLVerifyCA   = "verify-ca"   // the certificate chains to a trusted CA; any name
+	SSLVerifyFull = "verify-full" // the certificate chains to a trusted CA and names the host (default)
 )
 
 // DefaultPort is the port when ProviderAddress names none.
@@ -100,8 +101,9 @@ func (c config) target() string {
 }
 
 // parseConfig reads the provider's tags; every problem is a ConfigError, joined if there are several.
-// address and credentialID stand in for the ProviderAddress and CredentialId tags when those are not
-// among p (a Request's Address and CredentialID, for callers that fill them but not Params).
+// address stands in for the ProviderAddress tag when that is not among p (a Request's Address, for
+// callers that fill it but not Params). credentialID, the engine's record of the login the current
+// version holds, takes precedence over the CredentialId tag.
 func parseConfig(p providers.Params, address, credentialID string) (config, error) {
 	errs := p.CheckTags(Name, tagPrefix, TagUsers, TagAdminUser, TagAdminSecret, TagSSLMode, TagFormat)
 	var c config
@@ -135,9 +137,11 @@ func parseConfig(p providers.Params, address, credentialID string) (config, erro
 		}
 	}
 
-	c.active = strings.TrimSpace(p.Get(TagCredentialID))
+	// The engine's CredentialID is kvrotator's own record of the login the latest version holds (its
+	// journal; the tag only when it has none): it wins over the tag, which a tag-writer may have edited.
+	c.active = strings.TrimSpace(credentialID)
 	if c.active == "" {
-		c.active = strings.TrimSpace(credentialID)
+		c.active = strings.TrimSpace(p.Get(TagCredentialID))
 	}
 	if len(c.users) > 0 && len(c.users) <= 2 && validRoles(c.users) {
 		switch {
@@ -174,16 +178,21 @@ func parseConfig(p providers.Params, address, credentialID string) (config, erro
 	c.sslMode = strings.ToLower(strings.TrimSpace(p.Get(TagSSLMode)))
 	switch c.sslMode {
 	case "":
-		c.sslMode = SSLRequire
-	case SSLRequire, SSLVerifyCA, SSLVerifyFull:
+		c.sslMode = SSLVerifyFull
+	case SSLVerifyCA, SSLVerifyFull:
 	case SSLDisable:
 		if c.host != "" && !isLoopback(c.host) {
 			errs = append(errs, providers.ConfigErrorf(TagSSLMode, c.sslMode,
-				"allowed only for loopback hosts (127.0.0.1, ::1, localhost); %s is %s: use require or verify-full", TagAddress, c.host))
+				"allowed only for loopback hosts (127.0.0.1, ::1, localhost); %s is %s: use verify-full (the default)", TagAddress, c.host))
 		}
+	case "require":
+		errs = append(errs, providers.ConfigErrorf(TagSSLMode, c.sslMode,
+			"refused: require encrypts without checking the server's certificate, so whoever answers at the address "+
+				"(a spoofed DNS name, a machine on the path) would receive the admin's login; use verify-full (the default) "+
+				"or verify-ca, and have the operator set %s to the server's CA if the system's roots do not include it", EnvCAFile))
 	default:
 		errs = append(errs, providers.ConfigErrorf(TagSSLMode, p.Get(TagSSLMode),
-			"must be require, verify-ca or verify-full (disable only for loopback hosts); prefer and allow may fall back to plain text"))
+			"must be verify-full (the default) or verify-ca (disable only for loopback hosts); require, prefer and allow do not verify the server"))
 	}
 
 	c.format = strings.ToLower(strings.TrimSpace(p.Get(TagFormat)))

@@ -11,28 +11,45 @@ import (
 	"github.com/kvrotator/kvrotator/providers"
 )
 
-// connect opens a new connection to the secret's database as user. With scramOnly, the connection
-// refuses any authentication but SCRAM-SHA-256, so the password itself is never sent (a server
-// configured for cleartext "password" authentication is refused rather than told the password).
+// connect opens a new connection to the secret's database as user, for the admin and the verification
+// login alike. Every connection:
 //
-// Besides the tags, libpq's environment variables fill in what the tags do not set: PGSSLROOTCERT
-// (a private CA for verify-ca and verify-full), PGSSLCERT and PGSSLKEY (client certificates).
-func connect(ctx context.Context, c config, user, password string, scramOnly bool) (*pgx.Conn, error) {
-	dsn := fmt.Sprintf("host=%s port=%d dbname=%s sslmode=%s connect_timeout=%d application_name=kvrotator",
+//   - verifies the server as the sslmode tag chose (verify-full by default, verify-ca; plain text only
+//     to a loopback host), against the CAs the operator configured: caFile (KVROTATOR_POSTGRES_CA_FILE)
+//     when set, else libpq's PGSSLROOTCERT, else the system's roots;
+//   - accepts SCRAM-SHA-256 authentication only (require_auth=scram-sha-256): a server that asks for a
+//     cleartext or MD5 password, or lets the login in without authenticating it, is refused before
+//     anything derived from the password is sent. SCRAM proves knowledge of the password without
+//     sending it, and the server proves it holds the verifier.
+//
+// libpq's PGSSLCERT and PGSSLKEY (client certificates) apply as well.
+func connect(ctx context.Context, c config, caFile, user, password string) (*pgx.Conn, error) {
+	dsn := fmt.Sprintf("host=%s port=%d dbname=%s sslmode=%s connect_timeout=%d application_name=kvrotator require_auth=scram-sha-256",
 		quote(c.host), c.port, quote(c.database), c.sslMode, int(ConnectTimeout/time.Second))
+	if caFile != "" && c.sslMode != SSLDisable {
+		dsn += " sslrootcert=" + quote(caFile)
+	}
 	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, err // holds the dsn above: no user, no password
+		// Reading the CA file is the one thing that fails here; the dsn holds no user, no password.
+		return nil, &setupError{err}
 	}
 	cc.User, cc.Password = user, password
-	if scramOnly {
-		cc.RequireAuth = "scram-sha-256"
+	cc.RequireAuth = "scram-sha-256" // what the dsn says; set again so that no environment variable can change it
+	if len(cc.Fallbacks) != 0 || (c.sslMode != SSLDisable && cc.TLSConfig == nil) {
+		return nil, &setupError{errors.New("the connection settings would allow plain text")}
 	}
 	// No named prepared statements: they break behind transaction-mode poolers (PgBouncer).
 	cc.DefaultQueryExecMode = pgx.QueryExecModeExec
 	cc.StatementCacheCapacity, cc.DescriptionCacheCapacity = 0, 0
 	return pgx.ConnectConfig(ctx, cc)
 }
+
+// setupError is a connection that could not even be configured (an unreadable CA file).
+type setupError struct{ err error }
+
+func (e *setupError) Error() string { return "connection settings: " + e.err.Error() }
+func (e *setupError) Unwrap() error { return e.err }
 
 // closeConn closes a connection politely even when ctx is done.
 func closeConn(ctx context.Context, conn *pgx.Conn) {
@@ -51,7 +68,7 @@ func quote(v string) string {
 // configuration error and the ALTER ROLE statement (which holds the verifier) never fails into the
 // server's error log. When the admin may change logging settings, the statement is kept out of the
 // statement log too.
-func setPassword(ctx context.Context, c config, adminPassword, target, verifier string) error {
+func setPassword(ctx context.Context, c config, caFile, adminPassword, target, verifier string) error {
 	// The verifier is base64, digits, '$' and ':' (scramVerifier): nothing that could end the literal.
 	if strings.ContainsAny(verifier, `'\`) || !strings.HasPrefix(verifier, "SCRAM-SHA-256$") {
 		return providers.Permanent(errors.New("postgres create: refusing a malformed SCRAM verifier"))
@@ -60,7 +77,7 @@ func setPassword(ctx context.Context, c config, adminPassword, target, verifier 
 	defer cancel()
 	fail := func(reason string, err error) error { return classify(stepCreate, c.server(), c.admin, reason, err) }
 
-	conn, err := connect(ctx, c, c.admin, adminPassword, false)
+	conn, err := connect(ctx, c, caFile, c.admin, adminPassword)
 	if err != nil {
 		return fail("connecting as the admin", err)
 	}

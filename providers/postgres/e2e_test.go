@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +20,11 @@ const (
 )
 
 // harness is the real engine, keyvault adapter and Key Vault emulator around the provider, with the
-// admin's password in the vault and a secret whose current version holds l.a's password.
+// operator's bindings for l (its server, its three roles, the admin secret) and the server's CA, the
+// admin's password in the vault, and a secret whose current version holds l.a's password.
 func harness(t *testing.T, l logins, adminPassword string, changes ...string) (*providertest.Harness, string) {
 	t.Helper()
-	h := providertest.New(t, postgres.Name, postgres.New(), nil)
+	h := providertest.New(t, postgres.Name, providerFor(l.srv), &providertest.Options{Bindings: l.binding(t)})
 	h.Seed(adminSecret, adminPassword, nil, 365*day)
 	tags := map[string]string{}
 	for k, v := range l.tagsFor(l.a, changes...) {
@@ -41,7 +43,7 @@ func latestLogsIn(t *testing.T, h *providertest.Harness, l logins, when string) 
 
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.StartServer(t, nil)
+	srv := startServer(t, map[string]string{"log_connections": "on"})
 
 	t.Run("event, sweep and manual rotations alternate the logins", func(t *testing.T) {
 		t.Parallel()
@@ -80,6 +82,13 @@ func TestEndToEnd(t *testing.T) {
 		l.mustLogin(t, prev.Tags["CredentialId"], prev.Value.Reveal(), "the replaced version's login after the manual rotation")
 		if n := h.Versions(secretName); n != 4 {
 			t.Fatalf("%d versions, want 4", n)
+		}
+		// The admin's and the verification logins came over TLS (the server has no other entry in
+		// pg_hba.conf; the provider verified its certificate with verify-full, the default).
+		for _, user := range []string{l.rotator, l.a, l.b} {
+			if !regexp.MustCompile(`connection authorized: user=` + user + ` database=postgres application_name=kvrotator SSL enabled`).MatchString(srv.Log()) {
+				t.Errorf("the server log has no TLS login by kvrotator as %s", user)
+			}
 		}
 	})
 
@@ -131,11 +140,17 @@ func TestEndToEnd(t *testing.T) {
 		l := makeLogins(t, srv, "badtag")
 		for _, tc := range []struct{ tag, value, want string }{
 			{"postgres-sslmode", "prefer", "postgres-sslmode"},
+			{"postgres-sslmode", "require", "postgres-sslmode"},
+			{"postgres-sslmode", "disable", "postgres-sslmode"}, // with a host that is not loopback, below
 			{"postgres-user", l.a, "postgres-user"},
 			{"CredentialId", "nobody", "CredentialId"},
 			{"ProviderAddress", "postgres://x:secretpw@" + srv.Addr + "/postgres", "ProviderAddress"},
 		} {
-			h, v1 := harness(t, l, l.rotatorPassword, tc.tag, tc.value)
+			changes := []string{tc.tag, tc.value}
+			if tc.value == "disable" {
+				changes = append(changes, "ProviderAddress", "db.example.com:5432/postgres")
+			}
+			h, v1 := harness(t, l, l.rotatorPassword, changes...)
 			for _, o := range []rotation.Outcome{h.Manual(secretName, true), h.Event(secretName, v1)} {
 				var ce *providers.ConfigError
 				if o.Kind != rotation.KindFailed || o.Class != rotation.ClassPermanent || !errors.As(o.Err, &ce) ||
@@ -172,7 +187,7 @@ func TestEndToEnd(t *testing.T) {
 
 func TestEndToEndServerDown(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.StartServer(t, nil)
+	srv := startServer(t, nil)
 	l := makeLogins(t, srv, "e2edown")
 	h, v1 := harness(t, l, l.rotatorPassword)
 	srv.Stop()

@@ -23,9 +23,26 @@ type Error struct {
 	Reason string
 	// Code is the server's SQLSTATE, when the server answered with an error.
 	Code string
+	// Refusal is ErrUntrustedServer, ErrNoTLS or ErrAuthMethod when kvrotator itself refused the
+	// server (errors.Is finds it); nil otherwise.
+	Refusal error
 	// Err is the cause.
 	Err error
 }
+
+// The servers kvrotator refuses to talk to. Each is permanent: retrying cannot make the server
+// trustworthy, and nothing derived from a password has been sent.
+var (
+	// ErrUntrustedServer: the server's TLS certificate does not chain to a trusted CA (the operator's
+	// KVROTATOR_POSTGRES_CA_FILE, else PGSSLROOTCERT, else the system's roots) or, with verify-full,
+	// does not name the host. No login was sent.
+	ErrUntrustedServer = errors.New("the server's TLS certificate is not trusted")
+	// ErrNoTLS: the server does not offer TLS, and the sslmode requires it.
+	ErrNoTLS = errors.New("the server does not offer TLS")
+	// ErrAuthMethod: the server asked for a cleartext or MD5 password, or let the login in without
+	// authenticating it; kvrotator accepts SCRAM-SHA-256 only and sent nothing.
+	ErrAuthMethod = errors.New("the server asked for an authentication method other than SCRAM-SHA-256; refused without sending the password")
+)
 
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("postgres %s (%s as %s): %s", e.Step, e.Server, e.User, e.Reason)
@@ -35,8 +52,13 @@ func (e *Error) Error() string {
 	return msg
 }
 
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap returns the refusal, when kvrotator refused the server, and the cause.
+func (e *Error) Unwrap() []error {
+	if e.Refusal != nil {
+		return []error{e.Refusal, e.Err}
+	}
+	return []error{e.Err}
+}
 
 // SQLSTATE classes and codes (PostgreSQL documentation, appendix A) that a retry can fix: the
 // connection broke, the server is starting, shutting down or out of resources, a lock or a
@@ -68,6 +90,7 @@ func classify(step, server, user, reason string, err error) error {
 		}
 		return providers.Permanent(e)
 	}
+	var setup *setupError
 	var certErr *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
 	var badHost x509.HostnameError
@@ -75,14 +98,20 @@ func classify(step, server, user, reason string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
 		return e
+	case errors.As(err, &setup):
+		e.Reason += " (check " + EnvCAFile + " or PGSSLROOTCERT: the CA file must be readable PEM)"
+		return providers.Permanent(e)
 	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &invalid):
-		e.Reason += " (the server's TLS certificate is not trusted: check " + TagSSLMode + ", or set PGSSLROOTCERT to the CA's file)"
+		e.Refusal = ErrUntrustedServer
+		e.Reason += " (" + ErrUntrustedServer.Error() + ": the operator sets " + EnvCAFile + " to the CA's PEM file when the system's roots do not include it)"
 		return providers.Permanent(e)
 	case strings.Contains(err.Error(), "server refused TLS connection"):
-		e.Reason += " (the server does not offer TLS; " + TagSSLMode + "=disable is allowed only for loopback hosts)"
+		e.Refusal = ErrNoTLS
+		e.Reason += " (" + ErrNoTLS.Error() + "; " + TagSSLMode + "=disable is allowed only for loopback hosts)"
 		return providers.Permanent(e)
-	case strings.Contains(err.Error(), "require_auth") || strings.Contains(err.Error(), "authentication method"):
-		// The server asked for an authentication method the provider refuses (a cleartext password).
+	case strings.Contains(err.Error(), "require_auth check failed"):
+		e.Refusal = ErrAuthMethod
+		e.Reason += " (" + ErrAuthMethod.Error() + ")"
 		return providers.Permanent(e)
 	}
 	// Network errors (refused, reset, unreachable, DNS) and anything unknown: transient.

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,10 +10,24 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/kvrotator/kvrotator/bindings"
 	"github.com/kvrotator/kvrotator/internal/pgtest"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/postgres"
 )
+
+// startServer starts a PostgreSQL server that speaks TLS only, with a certificate for 127.0.0.1 and
+// localhost signed by its own test CA (srv.CAFile), and SCRAM-SHA-256 for every login.
+func startServer(t *testing.T, settings map[string]string) *pgtest.Server {
+	t.Helper()
+	return pgtest.StartServer(t, &pgtest.Options{TLS: true, Settings: settings})
+}
+
+// providerFor is the provider as the operator configures it for srv: trusting srv's CA
+// (KVROTATOR_POSTGRES_CA_FILE), so that the default sslmode, verify-full, verifies the real server.
+func providerFor(srv *pgtest.Server) *postgres.Provider {
+	return postgres.New(postgres.WithRootCAFile(srv.CAFile))
+}
 
 // adminSecret is the secret the postgres-admin-secret tag names.
 const adminSecret = "orders-db-rotator"
@@ -84,16 +99,21 @@ func exec(t *testing.T, srv *pgtest.Server, statements ...string) {
 func address(srv *pgtest.Server) string { return srv.Addr + "/" + pgtest.Database }
 
 // tagsFor are the tags of a secret whose current version holds active's password, with changes
-// applied ("" deletes a tag). The admin is the CREATEROLE rotator.
+// applied ("" deletes a tag). The admin is the CREATEROLE rotator; postgres-sslmode is not set, so
+// connections use the default, verify-full.
 func (l logins) tagsFor(active string, changes ...string) providers.Params {
+	return secretTags(address(l.srv), l.a+","+l.b, active, l.rotator, changes...)
+}
+
+// secretTags are the tags of a postgres secret on the server at address, with changes applied.
+func secretTags(address, users, active, admin string, changes ...string) providers.Params {
 	p := providers.Params{
 		"rotation-provider":     postgres.Name,
-		"ProviderAddress":       address(l.srv),
-		"postgres-users":        l.a + "," + l.b,
+		"ProviderAddress":       address,
+		"postgres-users":        users,
 		"CredentialId":          active,
-		"postgres-admin-user":   l.rotator,
+		"postgres-admin-user":   admin,
 		"postgres-admin-secret": adminSecret,
-		"postgres-sslmode":      "disable",
 	}
 	for i := 0; i+1 < len(changes); i += 2 {
 		if changes[i+1] == "" {
@@ -133,6 +153,35 @@ func (l logins) login(user, password string) error {
 		return fmt.Errorf("read %d rows, want 2", n)
 	}
 	return nil
+}
+
+// binding is the operator's KVROTATOR_BINDINGS for the common case: every secret of the test vault
+// rotated by postgres may use the server at serverAddr (any database), the logins, and the admin secret.
+func binding(t *testing.T, serverAddr string, logins ...string) *bindings.Policy {
+	t.Helper()
+	doc, err := json.Marshal(map[string]any{"bindings": []any{map[string]any{
+		"name":     "orders-db",
+		"secrets":  []string{"provider-vault/*"},
+		"provider": postgres.Name,
+		"allow": map[string][]string{
+			"server": {serverAddr + "/*"},
+			"login":  logins,
+			"secret": {adminSecret},
+		},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := bindings.Parse(doc, "test bindings", []string{postgres.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pol
+}
+
+// binding binds l's server, its three roles and the admin secret.
+func (l logins) binding(t *testing.T) *bindings.Policy {
+	return binding(t, l.srv.Addr, l.a, l.b, l.rotator)
 }
 
 // mustLogin fails the test unless user logs in with password.

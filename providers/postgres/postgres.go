@@ -12,6 +12,13 @@
 // it). Server logs and pg_stat_statements therefore never see the password; when the admin may change
 // logging settings, the verifier is kept out of the statement log as well.
 //
+// Every connection, the admin's and the verification login's, verifies the server's TLS certificate
+// (verify-full by default) against CAs the operator chose (WithRootCAFile, which the registry fills from
+// the KVROTATOR_POSTGRES_CA_FILE app setting; else libpq's PGSSLROOTCERT; else the system's roots), and
+// authenticates with SCRAM-SHA-256 only: a server that asks for a cleartext or MD5 password is refused
+// before anything is sent (ErrAuthMethod), so neither the admin's password nor a new one can reach a
+// server that merely claims to be the database.
+//
 // The provider reads these tags (names are case-insensitive; README.md has them in full):
 //
 //   - ProviderAddress (required): host[:port]/dbname or postgres://host[:port]/dbname, without user
@@ -22,9 +29,14 @@
 //   - postgres-admin-user (required): the role that sets passwords (CREATEROLE, or a superuser).
 //   - postgres-admin-secret (required): the NAME of another secret in the same vault whose value is
 //     the admin's password.
-//   - postgres-sslmode: require (default), verify-ca or verify-full; disable only for loopback hosts.
+//   - postgres-sslmode: verify-full (default) or verify-ca; disable only for loopback hosts. require is
+//     refused: it does not check who answers.
 //   - postgres-format: what the vault stores, password (default; the login is the CredentialId tag) or
 //     connection-string (postgres://login:password@host:port/dbname?sslmode=…).
+//
+// Every reference the tags make the provider follow is declared by References and bound by the
+// operator (KVROTATOR_BINDINGS): the server (kind server, host:port/database), the admin login and the
+// rotated logins (kind login), and the secret holding the admin's password (kind secret).
 //
 // Single-user mode (one login in postgres-users) sets a new password on the login the application
 // uses. PostgreSQL has one password per role, so the old password stops working for new connections
@@ -50,11 +62,13 @@ package postgres
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,8 +81,40 @@ import (
 // Name is the provider's name, the value of a secret's rotation-provider tag.
 const Name = "postgres"
 
+// EnvCAFile is the app setting the registered provider reads when it is built: the path of a PEM file
+// holding the CA certificates that PostgreSQL servers' certificates must chain to (for example a
+// private CA). When it is empty, libpq's PGSSLROOTCERT applies, else the system's roots (which verify
+// Azure Database for PostgreSQL). It is the operator's choice: no tag can change it.
+const EnvCAFile = "KVROTATOR_POSTGRES_CA_FILE"
+
 func init() {
-	registry.Register(Name, func(registry.Env) (providers.Provider, error) { return New(), nil })
+	registry.Register(Name, func(registry.Env) (providers.Provider, error) { return FromEnv(os.Getenv) })
+}
+
+// FromEnv builds the provider with the settings getenv returns (os.Getenv in the application): the CA
+// file of EnvCAFile, checked now so that a wrong path is an error at start rather than at the first
+// rotation.
+func FromEnv(getenv func(string) string) (*Provider, error) {
+	f := strings.TrimSpace(getenv(EnvCAFile))
+	if f == "" {
+		return New(), nil
+	}
+	if err := checkCAFile(f); err != nil {
+		return nil, fmt.Errorf("postgres: %s=%s: %w", EnvCAFile, f, err)
+	}
+	return New(WithRootCAFile(f)), nil
+}
+
+// checkCAFile reports whether path is a readable PEM file with at least one certificate.
+func checkCAFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return errors.New("holds no PEM certificate")
+	}
+	return nil
 }
 
 // Timeouts. Each connection attempt is bounded by ConnectTimeout, each Create or Verify call by
@@ -88,10 +134,26 @@ const (
 type Provider struct {
 	// rand is the source of passwords and salts; crypto/rand.Reader except in tests.
 	rand io.Reader
+	// caFile is the operator's CA file ("" for PGSSLROOTCERT or the system's roots).
+	caFile string
 }
 
+// Option configures a Provider.
+type Option func(*Provider)
+
+// WithRootCAFile makes every connection trust the CA certificates in the PEM file at path, and only
+// those, as libpq's sslrootcert does (it takes precedence over PGSSLROOTCERT). The file is read at each
+// connection, so a renewed CA file is picked up without a restart; FromEnv checks it once at start.
+func WithRootCAFile(path string) Option { return func(p *Provider) { p.caFile = path } }
+
 // New returns a Provider that draws passwords and salts from crypto/rand.
-func New() *Provider { return &Provider{rand: rand.Reader} }
+func New(opts ...Option) *Provider {
+	p := &Provider{rand: rand.Reader}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
 
 // Shape is providers.ShapeAlternating: the inactive login gets the new password; nothing is revoked.
 func (*Provider) Shape() providers.Shape { return providers.ShapeAlternating }
@@ -132,7 +194,7 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 	if err != nil {
 		return providers.Credential{}, fmt.Errorf("postgres create: %w", err)
 	}
-	if err := setPassword(ctx, cfg, adminPassword, target, verifier); err != nil {
+	if err := setPassword(ctx, cfg, p.caFile, adminPassword, target, verifier); err != nil {
 		return providers.Credential{}, err
 	}
 	return providers.Credential{Value: providers.NewValue(cfg.value(target, password)), CredentialID: target}, nil
@@ -157,7 +219,7 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 	}
 	ctx, cancel := context.WithTimeout(ctx, OperationTimeout)
 	defer cancel()
-	conn, err := connect(ctx, cfg, user, password, true)
+	conn, err := connect(ctx, cfg, p.caFile, user, password)
 	if err != nil {
 		return classify(stepVerify, cfg.server(), user, "logging in with the new password", err)
 	}
@@ -173,8 +235,10 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 	return nil
 }
 
-// References are the server (host:port/database), the admin login and the rotated logins, and the
-// secret holding the admin's password: an operator binds each (kinds server, login, secret).
+// References are the server (host:port/database, the port always written out), the admin login and the
+// rotated logins, and the secret holding the admin's password: an operator binds each (kinds server,
+// login, secret). Create and Verify reach nothing else: they connect only to that server, log in only
+// as those logins, alter only the rotated ones, and read only that secret.
 func (*Provider) References(p providers.Params) []providers.Reference {
 	c, err := parseConfig(p, "", "")
 	if err != nil {

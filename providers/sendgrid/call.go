@@ -1,17 +1,13 @@
 package sendgrid
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
-	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
@@ -21,7 +17,6 @@ const MaxResponseBytes = 256 << 10
 
 const (
 	userAgent  = "kvrotator-sendgrid/1"
-	jsonType   = httpx.JSONType
 	onBehalfOf = "on-behalf-of"
 )
 
@@ -31,120 +26,68 @@ type call struct {
 	method     string
 	path       string // appended to the base URL; path segments already escaped
 	query      url.Values
-	body       any    // JSON-encoded when not nil
+	body       []byte // JSON, when not nil
 	key        string // sent as the bearer token
 	onBehalfOf string
 	secrets    []string // redacted from anything SendGrid says back
 }
 
-// errorf starts an *Error for c.
-func (c call) errorf(cfg config, status int, reason string, cause error) *Error {
-	return &Error{Op: c.op, Method: c.method, URL: cfg.base + c.path, Status: status, Reason: reason, Err: cause}
+// request is c as httpx sends it, to the configured base URL.
+func (p *Provider) request(cfg config, c call) httpx.Request {
+	u := cfg.base + c.path
+	if len(c.query) > 0 {
+		u += "?" + c.query.Encode()
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+c.key)
+	if c.onBehalfOf != "" {
+		h.Set(onBehalfOf, c.onBehalfOf)
+	}
+	return httpx.Request{Op: c.op, Method: c.method, URL: u, Header: h, Body: c.body, Timeout: p.timeout, Secrets: c.secrets}
 }
 
 // do sends c and returns the response, whatever its status. Failing to get one is an *Error: transient
 // for timeouts, resets and refusals; permanent for a TLS certificate the client does not trust.
 func (p *Provider) do(ctx context.Context, cfg config, c call) (*httpx.Response, error) {
-	var body io.Reader
-	if c.body != nil {
-		b, err := json.Marshal(c.body)
-		if err != nil {
-			return nil, providers.Permanent(c.errorf(cfg, 0, "encoding the request", err))
-		}
-		body = bytes.NewReader(b)
-	}
-	u := cfg.base + c.path
-	if len(c.query) > 0 {
-		u += "?" + c.query.Encode()
-	}
-	callCtx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(callCtx, c.method, u, body)
-	if err != nil {
-		return nil, providers.Permanent(c.errorf(cfg, 0, "building the request", nil))
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Accept", jsonType)
-	req.Header.Set("User-Agent", userAgent)
-	if c.body != nil {
-		req.Header.Set("Content-Type", jsonType)
-	}
-	if c.onBehalfOf != "" {
-		req.Header.Set(onBehalfOf, c.onBehalfOf)
-	}
-
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, p.transportError(ctx, callCtx, c.errorf(cfg, 0, "", nil), err)
-	}
-	r, err := httpx.Read(resp, MaxResponseBytes)
-	if err != nil {
-		return nil, p.transportError(ctx, callCtx, c.errorf(cfg, resp.StatusCode, "reading the response", nil), err)
-	}
-	return r, nil
-}
-
-// transportError classifies a failure to get (or read) a response. The cause's text is kept: net/http
-// errors name the URL and the network problem, never a header.
-func (p *Provider) transportError(ctx, callCtx context.Context, e *Error, err error) error {
-	reasons := httpx.TransportReasons{
-		Deadline:    fmt.Sprintf("no answer within %v; will retry", p.timeout),
-		Untrusted:   "the server's TLS certificate is not trusted",
-		TimedOut:    "timed out; will retry",
-		Unreachable: "SendGrid could not be reached; will retry",
-	}
-	var permanent bool
-	e.Reason, e.Err, permanent = reasons.Classify(ctx, callCtx, err)
-	if permanent {
-		return providers.Permanent(e)
-	}
-	return e
-}
-
-// verdict is how a status is reported: the reason, and whether retrying can help.
-type verdict struct {
-	reason    string
-	transient bool
+	return p.http.Do(ctx, p.request(cfg, c))
 }
 
 // failure turns a response with a status the caller did not expect into a classified *Error: 408, 429
 // and 5xx are transient, everything else permanent. special overrides the default verdict by status
 // (the operation knows which scope a 403 means, and that a new key's 401 is propagation).
-func (p *Provider) failure(cfg config, c call, r *httpx.Response, special map[int]verdict) error {
-	e := c.errorf(cfg, r.Status, "", nil)
-	e.Retry = retryAfter(r.Status, r.Header, p.now())
-	e.Message = errorMessage(r, c.secrets)
+func (p *Provider) failure(cfg config, c call, r *httpx.Response, special map[int]httpx.Verdict) error {
 	v, ok := special[r.Status]
 	if !ok {
 		v = defaultVerdict(cfg, r.Status)
 	}
-	e.Reason = v.reason
-	if v.transient {
-		return e
-	}
-	return providers.Permanent(e)
+	return p.http.Fail(p.request(cfg, c), r, v)
+}
+
+// broken is the permanent error for a success response that breaks SendGrid's documented contract.
+func (p *Provider) broken(cfg config, c call, r *httpx.Response, reason string) *httpx.Error {
+	return p.http.Error(p.request(cfg, c), r.Status, "response breaks SendGrid's contract: "+reason, true)
 }
 
 // defaultVerdict is the verdict for a status on a call made with the admin key.
-func defaultVerdict(cfg config, s int) verdict {
+func defaultVerdict(cfg config, s int) httpx.Verdict {
 	switch {
 	case s == http.StatusTooManyRequests:
-		return verdict{"rate-limited by SendGrid; will retry after the rate-limit window", true}
+		return httpx.Verdict{Reason: "rate-limited by SendGrid; will retry after the rate-limit window", Transient: true}
 	case s == http.StatusRequestTimeout || s >= 500:
-		return verdict{"SendGrid is unavailable or busy; will retry", true}
+		return httpx.Verdict{Reason: "SendGrid is unavailable or busy; will retry", Transient: true}
 	case s == http.StatusUnauthorized:
-		return verdict{fmt.Sprintf("SendGrid does not accept the admin key in secret %q (tag %s): it is revoked, mistyped or of another account",
-			cfg.adminSecret, TagAdminSecret), false}
+		return httpx.Verdict{Reason: fmt.Sprintf("SendGrid does not accept the admin key in secret %q (tag %s): it is revoked, mistyped or of another account",
+			cfg.adminSecret, TagAdminSecret)}
 	case s == http.StatusForbidden:
-		return verdict{forbidden(cfg, "the api_keys.* scopes"), false}
+		return httpx.Verdict{Reason: forbidden(cfg, "the api_keys.* scopes")}
 	case s == http.StatusNotFound:
-		return verdict{"not found; check " + TagAPIURL, false}
+		return httpx.Verdict{Reason: "not found; check " + TagAPIURL}
 	case s >= 300 && s < 400:
-		return verdict{"redirects are not followed; set " + TagAPIURL + " to the final URL", false}
+		return httpx.Verdict{Reason: "redirects are not followed; set " + TagAPIURL + " to the final URL"}
 	case s >= 200 && s < 300:
-		return verdict{fmt.Sprintf("unexpected success status %d", s), false}
+		return httpx.Verdict{Reason: fmt.Sprintf("unexpected success status %d", s)}
 	default:
-		return verdict{"SendGrid rejected the request", false}
+		return httpx.Verdict{Reason: "SendGrid rejected the request"}
 	}
 }
 
@@ -157,23 +100,20 @@ func forbidden(cfg config, scope string) string {
 	return msg
 }
 
-// errorMessage is SendGrid's error list from a JSON error body ({"errors":[{"field","message"}]}),
-// sanitized, or "".
-func errorMessage(r *httpx.Response, secrets []string) string {
-	if r.JSONProblem() != "" {
-		return ""
-	}
-	var body struct {
+// errorMessage is SendGrid's error list from a JSON error body ({"errors":[{"field","message"}]}) as
+// "field: message; …", or "". httpx sanitizes it.
+func errorMessage(body []byte) string {
+	var b struct {
 		Errors []struct {
 			Field   any `json:"field"`
 			Message any `json:"message"`
 		} `json:"errors"`
 	}
-	if json.Unmarshal(r.Body, &body) != nil {
+	if json.Unmarshal(body, &b) != nil {
 		return ""
 	}
 	var parts []string
-	for _, e := range body.Errors {
+	for _, e := range b.Errors {
 		msg, _ := e.Message.(string)
 		if msg == "" {
 			continue
@@ -183,39 +123,5 @@ func errorMessage(r *httpx.Response, secrets []string) string {
 		}
 		parts = append(parts, msg)
 	}
-	return messages.Sanitize(strings.Join(parts, "; "), secrets...)
-}
-
-// decode reads a success body that must be one JSON object into v; the string says what breaks the
-// contract, "" if nothing. It never quotes the body. Unknown fields are ignored.
-func decode(r *httpx.Response, v any) string {
-	if reason := r.JSONProblem(); reason != "" {
-		return "response " + reason
-	}
-	switch body := bytes.TrimSpace(r.Body); {
-	case len(body) == 0:
-		return "empty response body"
-	case body[0] != '{':
-		return "response body is not a JSON object"
-	}
-	dec := json.NewDecoder(bytes.NewReader(r.Body))
-	if err := dec.Decode(v); err != nil {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			// The syntax error's own text quotes a character of the body: give the offset only.
-			return fmt.Sprintf("response body is not valid JSON (at byte %d)", se.Offset)
-		case errors.As(err, &te):
-			return fmt.Sprintf("field %s has the wrong type (JSON %s)", te.Field, te.Value)
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return "response body is not valid JSON (cut short)"
-		default:
-			return "response body is not valid JSON"
-		}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return "response body has data after the JSON object"
-	}
-	return ""
+	return strings.Join(parts, "; ")
 }

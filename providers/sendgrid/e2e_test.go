@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvrotator/kvrotator/bindings"
 	"github.com/kvrotator/kvrotator/internal/providertest"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
@@ -27,12 +28,44 @@ type e2e struct {
 	version string // the app secret's first version
 }
 
+// operatorBindings is the operator's policy for these tests, as it would be written in
+// KVROTATOR_BINDINGS: the app secrets of the vault may use the admin keys below, through the local
+// SendGrid API at apiURL (in production the default https://api.sendgrid.com needs no binding).
+func operatorBindings(t *testing.T, apiURL string) *bindings.Policy {
+	t.Helper()
+	return parseBindings(t, `{"bindings":[{"name":"sendgrid-mail","secrets":["`+providertest.VaultName+`/app-*"],"provider":"sendgrid",
+		"allow":{"secret":["sendgrid-admin","weak-admin","no-such-secret"],"url":["`+apiURL+`"],"account":["team-a"]}}]}`)
+}
+
+func parseBindings(t *testing.T, js string) *bindings.Policy {
+	t.Helper()
+	p, err := bindings.Parse([]byte(js), "KVROTATOR_BINDINGS", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // newE2E seeds the vault: the admin key, and the app's key due for rotation (expires in 5 days, inside
-// the 30-day near-expiry window) with a 1-hour grace period. extra changes tags ("" deletes one).
+// the 30-day near-expiry window) with a 1-hour grace period. extra changes tags ("" deletes one). The
+// operator's bindings (operatorBindings) apply unless o has its own.
 func newE2E(t *testing.T, o *providertest.Options, extra ...string) *e2e {
 	t.Helper()
+	return newE2EWith(t, sendgrid.New(), o, extra...)
+}
+
+// newE2EWith is newE2E with the provider p.
+func newE2EWith(t *testing.T, p *sendgrid.Provider, o *providertest.Options, extra ...string) *e2e {
+	t.Helper()
 	f := newFixture(t)
-	h := providertest.New(t, sendgrid.Name, sendgrid.New(), o)
+	opts := providertest.Options{}
+	if o != nil {
+		opts = *o
+	}
+	if opts.Bindings == nil {
+		opts.Bindings = operatorBindings(t, f.srv.URL)
+	}
+	h := providertest.New(t, sendgrid.Name, p, &opts)
 	h.Seed(adminSecret, f.admin.Value, nil, 365*24*time.Hour)
 	tags := map[string]string{
 		"rotation-provider":     sendgrid.Name,
@@ -390,6 +423,7 @@ func TestEndToEndNoKeyInTheLog(t *testing.T) {
 	eng, err := rotation.New(rotation.Config{
 		Vaults:        []rotation.Vault{e.h.Vault},
 		Providers:     func(n string) (providers.Provider, bool) { return sendgrid.New(), n == sendgrid.Name },
+		Bindings:      operatorBindings(t, e.srv.URL),
 		Clock:         e.h.Clock,
 		Logger:        slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		VerifyTimeout: 5 * time.Second, VerifyBackoff: 20 * time.Millisecond, RetryBackoff: 10 * time.Millisecond,

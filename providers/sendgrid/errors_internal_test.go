@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 func TestRetryAfter(t *testing.T) {
@@ -24,11 +26,11 @@ func TestRetryAfter(t *testing.T) {
 		{"date", 429, []string{"Retry-After", now.Add(90 * time.Second).Format(http.TimeFormat)}, 90 * time.Second},
 		{"past date", 429, []string{"Retry-After", now.Add(-time.Minute).Format(http.TimeFormat)}, 0},
 		{"garbage", 429, []string{"Retry-After", "soon"}, 0},
-		{"huge", 429, []string{"Retry-After", "99999999999"}, maxRetryAfter},
+		{"huge", 429, []string{"Retry-After", "99999999999"}, httpx.MaxRetryAfter},
 		{"rate-limit reset", 429, []string{"X-RateLimit-Reset", unix(30 * time.Second)}, 31 * time.Second},
 		{"rate-limit reset passed", 429, []string{"X-RateLimit-Reset", unix(-time.Second)}, 0},
 		{"rate-limit reset garbage", 429, []string{"X-RateLimit-Reset", "tomorrow"}, 0},
-		{"rate-limit reset far", 429, []string{"X-RateLimit-Reset", unix(72 * time.Hour)}, maxRetryAfter},
+		{"rate-limit reset far", 429, []string{"X-RateLimit-Reset", unix(72 * time.Hour)}, httpx.MaxRetryAfter},
 		{"reset on a 500", 500, []string{"X-RateLimit-Reset", unix(30 * time.Second), "X-RateLimit-Remaining", "599"}, 0},
 		{"reset with nothing remaining", 503, []string{"X-RateLimit-Reset", unix(30 * time.Second), "X-RateLimit-Remaining", "0"}, 31 * time.Second},
 		{"Retry-After on a 503", 503, []string{"Retry-After", "4"}, 4 * time.Second},
@@ -61,14 +63,14 @@ func TestSanitizeMessage(t *testing.T) {
 }
 
 func TestErrorText(t *testing.T) {
-	cause := errors.New("connection refused")
-	e := &Error{Op: "create key", Method: "POST", URL: "https://api.sendgrid.com/v3/api_keys", Status: 429,
-		Reason: "rate-limited", Message: "too many requests", Retry: 30 * time.Second, Err: cause}
-	want := `sendgrid create key (POST https://api.sendgrid.com/v3/api_keys): HTTP 429: rate-limited: SendGrid says "too many requests": connection refused (retry after 30s)`
-	if e.Error() != want {
-		t.Errorf("Error() = %s\nwant      %s", e.Error(), want)
-	}
-	if !errors.Is(e, cause) || e.RetryAfter() != 30*time.Second {
-		t.Error("Unwrap or RetryAfter")
+	// The provider's client names SendGrid, reads its error list and its rate-limit headers.
+	p := New(WithClock(func() time.Time { return time.Unix(1_800_000_000, 0) }))
+	r := &httpx.Response{Status: 429, Header: http.Header{"Content-Type": {"application/json"}, "X-Ratelimit-Reset": {"1800000030"}},
+		Body: []byte(`{"errors":[{"field":null,"message":"too many requests"},{"field":"name","message":"and more"}]}`)}
+	err := p.http.Fail(httpx.Request{Op: "create key", Method: "POST", URL: "https://api.sendgrid.com/v3/api_keys?x=1"}, r, defaultVerdict(config{}, 429))
+	want := `sendgrid create key (POST https://api.sendgrid.com/v3/api_keys): HTTP 429: rate-limited by SendGrid; will retry after the rate-limit window: SendGrid says "too many requests; name: and more" (retry after 31s)`
+	var e *Error
+	if !errors.As(err, &e) || e.Error() != want || e.RetryAfter() != 31*time.Second {
+		t.Errorf("got  %v\nwant %s", err, want)
 	}
 }

@@ -20,6 +20,9 @@ const (
 	adminSecret = "sendgrid-admin" // the secret the sendgrid-admin-secret tag names
 	secretName  = "app-sendgrid"   // the secret being rotated
 	idemKey     = "kvr-0123456789abcdef"
+	// goneKey is a key that no longer exists at SendGrid, and goneKeyID its api_key_id.
+	goneKey   = "SG." + goneKeyID + ".gonesecretpartgonesecretpartgonesecretpart0"
+	goneKeyID = "GoneKeyId000000000000"
 )
 
 // appScopes are the scopes of the key the current version holds.

@@ -34,6 +34,7 @@ package sendgrid
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,8 +47,8 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
-	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
@@ -84,9 +85,8 @@ var keyIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustComp
 // Provider creates, verifies and deletes SendGrid API keys. It holds no mutable state and is safe for
 // concurrent use.
 type Provider struct {
-	client  *http.Client
+	http    httpx.Client
 	timeout time.Duration
-	now     func() time.Time
 }
 
 // Option configures a Provider.
@@ -98,7 +98,7 @@ type Option func(*Provider)
 func WithHTTPClient(c *http.Client) Option {
 	return func(p *Provider) {
 		if c != nil {
-			p.client = httpx.WithoutRedirects(c)
+			p.http.HTTP = c
 		}
 	}
 }
@@ -117,7 +117,7 @@ func WithTimeout(d time.Duration) Option {
 func WithClock(now func() time.Time) Option {
 	return func(p *Provider) {
 		if now != nil {
-			p.now = now
+			p.http.Now = now
 		}
 	}
 }
@@ -126,9 +126,9 @@ func WithClock(now func() time.Time) Option {
 // system's roots) without following redirects.
 func New(opts ...Option) *Provider {
 	p := &Provider{
-		client:  httpx.WithoutRedirects(nil),
+		http: httpx.Client{Provider: Name, Service: "SendGrid", UserAgent: userAgent, Now: time.Now,
+			MaxBody: MaxResponseBytes, Messages: messages, Message: errorMessage, RetryAfter: retryAfter},
 		timeout: DefaultTimeout,
-		now:     time.Now,
 	}
 	for _, o := range opts {
 		o(p)
@@ -164,8 +164,9 @@ func (*Provider) Validate(p providers.Params) error {
 }
 
 // References are the admin key's secret (sendgrid-admin-secret, kind secret), the API URL
-// (sendgrid-api-url, kind url; SendGrid's own DefaultAPIURL needs no binding) and the subuser or
-// account the calls act for (sendgrid-on-behalf-of, kind account).
+// (sendgrid-api-url, kind url; SendGrid's own DefaultAPIURL needs no binding, any other URL does, the
+// EU region's included) and the subuser or account the calls act for (sendgrid-on-behalf-of, kind
+// account).
 func (*Provider) References(p providers.Params) []providers.Reference {
 	c, err := parseConfig(p)
 	if err != nil {
@@ -173,7 +174,8 @@ func (*Provider) References(p providers.Params) []providers.Reference {
 	}
 	refs := []providers.Reference{
 		{Kind: providers.RefSecret, Tag: TagAdminSecret, Value: c.adminSecret},
-		{Kind: providers.RefURL, Tag: TagAPIURL, Value: c.base, Builtin: strings.TrimSpace(p.Get(TagAPIURL)) == ""},
+		// SendGrid's own API, whether by default or written in the tag, needs no binding.
+		{Kind: providers.RefURL, Tag: TagAPIURL, Value: c.base, Builtin: c.base == DefaultAPIURL},
 	}
 	if c.onBehalfOf != "" {
 		refs = append(refs, providers.Reference{Kind: providers.RefAccount, Tag: TagOnBehalfOf, Value: c.onBehalfOf})
@@ -197,10 +199,15 @@ func KeyName(secret, idempotencyKey string) string {
 // an interrupted attempt: SendGrid shows a key's value only at creation, so it cannot be reused), then
 // creates a key of that name with the scopes of the key the current version holds (CredentialId), or,
 // when that key cannot be read, those of the sendgrid-scopes tag. The key the current version holds is
-// never deleted, even if it bore that name.
+// never deleted, even if it bore that name. When the current value is a SendGrid key ("SG.<id>.…") and
+// CredentialId names another key, it refuses before reading anything: a tag-writer must not make
+// kvrotator copy the scopes of (and later delete) a key the secret does not hold.
 func (p *Provider) Create(ctx context.Context, req providers.Request) (providers.Credential, error) {
 	if req.IdempotencyKey == "" {
 		return providers.Credential{}, providers.Permanent(errors.New("sendgrid create: the request has no idempotency key"))
+	}
+	if err := currentKeyMatches(req); err != nil {
+		return providers.Credential{}, err
 	}
 	cfg, admin, err := p.prepare(ctx, req)
 	if err != nil {
@@ -250,33 +257,43 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 		return err
 	}
 	if r.Status != http.StatusOK {
-		return p.failure(cfg, c, r, map[int]verdict{
-			http.StatusUnauthorized: {"SendGrid does not accept the new key yet (new keys take a moment to propagate); will check again", true},
-			http.StatusForbidden:    {"SendGrid forbids the new key to read its own scopes", false},
+		return p.failure(cfg, c, r, map[int]httpx.Verdict{
+			http.StatusUnauthorized: {Reason: "SendGrid does not accept the new key yet (new keys take a moment to propagate); will check again", Transient: true},
+			http.StatusForbidden:    {Reason: "SendGrid forbids the new key to read its own scopes"},
 		})
 	}
 	var body struct {
 		Scopes *[]string `json:"scopes"`
 	}
-	reason := decode(r, &body)
+	reason := r.DecodeObject(&body)
 	if reason == "" && body.Scopes == nil {
 		reason = "scopes is missing"
 	}
 	if reason != "" {
-		return providers.Permanent(c.errorf(cfg, r.Status, "response breaks SendGrid's contract: "+reason, nil))
+		return p.broken(cfg, c, r, reason).Classified()
 	}
 	return nil
 }
 
 // Revoke deletes the key credentialID (DELETE /v3/api_keys/{id}); 404 means it is already gone:
-// success. It refuses to delete the key the latest version holds (req.CredentialID): the engine never
-// asks for that, and this is the last line of defence. It also refuses to delete the admin key itself.
+// success. Before reading or calling anything it refuses to delete the key the latest version holds
+// (req.CredentialID, or the key embedded in req.Current's "SG.<id>.…" value) and, when req.Retired is a
+// SendGrid key, any key but the one it embeds: the engine never asks for those, and this is the last
+// line of defence against a credential id that names someone else's key. It also refuses to delete
+// the admin key itself.
 func (p *Provider) Revoke(ctx context.Context, req providers.Request, credentialID string) error {
 	if !keyIDPattern().MatchString(credentialID) {
 		return providers.Permanent(errors.New("sendgrid revoke: credential id is not a SendGrid api_key_id (1-128 of A-Z a-z 0-9 _ -)"))
 	}
 	if strings.EqualFold(credentialID, strings.TrimSpace(req.CredentialID)) {
 		return providers.Permanent(fmt.Errorf("sendgrid revoke: refusing to delete key %s: the latest version of secret %q holds it", credentialID, req.Secret))
+	}
+	if id, ok := embeddedID(strings.TrimSpace(req.Current.Reveal())); ok && strings.EqualFold(id, credentialID) {
+		return providers.Permanent(fmt.Errorf("sendgrid revoke: refusing to delete key %s: the latest version of secret %q holds it (its value is that key)", credentialID, req.Secret))
+	}
+	if id, ok := embeddedID(strings.TrimSpace(req.Retired.Reveal())); ok && id != credentialID {
+		return providers.Permanent(fmt.Errorf("sendgrid revoke: refusing to delete key %s: the replaced version of secret %q holds key %s, not that one",
+			credentialID, req.Secret, id))
 	}
 	cfg, admin, err := p.prepare(ctx, req)
 	if err != nil {
@@ -298,6 +315,23 @@ func embeddedID(key string) (string, bool) {
 	}
 	id, _, ok := strings.Cut(rest, ".")
 	return id, ok && keyIDPattern().MatchString(id)
+}
+
+// currentKeyMatches refuses a CredentialID that is not the key the current value embeds, when the
+// current value is shaped like a SendGrid key ("SG.<id>.<secret>"). Nothing is read or called first.
+func currentKeyMatches(req providers.Request) error {
+	want, ok := embeddedID(strings.TrimSpace(req.Current.Reveal()))
+	got := strings.TrimSpace(req.CredentialID)
+	if !ok || got == "" || got == want {
+		return nil
+	}
+	shown := got
+	if !keyIDPattern().MatchString(got) {
+		shown = "" // not an id: perhaps a key put in the wrong tag; never repeated
+	}
+	return providers.ConfigErrorf(tagCredentialID, shown,
+		"names another key than the one the secret's value is (api_key_id %s): kvrotator copies the scopes of the key %s names and deletes it after the grace period, so it must be the value's own key; set %s to %s",
+		want, tagCredentialID, tagCredentialID, want)
 }
 
 // prepare reads the tags and the admin key.
@@ -346,12 +380,12 @@ func (p *Provider) listKeys(ctx context.Context, cfg config, admin string, secre
 		return nil, err
 	}
 	if r.Status != http.StatusOK {
-		return nil, p.failure(cfg, c, r, map[int]verdict{http.StatusForbidden: {forbidden(cfg, "api_keys.read"), false}})
+		return nil, p.failure(cfg, c, r, map[int]httpx.Verdict{http.StatusForbidden: {Reason: forbidden(cfg, "api_keys.read")}})
 	}
 	var body struct {
 		Result *[]keySummary `json:"result"`
 	}
-	reason := decode(r, &body)
+	reason := r.DecodeObject(&body)
 	if reason == "" && body.Result == nil {
 		reason = "result is missing"
 	}
@@ -364,7 +398,7 @@ func (p *Provider) listKeys(ctx context.Context, cfg config, admin string, secre
 		}
 	}
 	if reason != "" {
-		return nil, providers.Permanent(c.errorf(cfg, r.Status, "response breaks SendGrid's contract: "+reason, nil))
+		return nil, p.broken(cfg, c, r, reason).Classified()
 	}
 	return *body.Result, nil
 }
@@ -381,7 +415,7 @@ func (p *Provider) deleteKey(ctx context.Context, cfg config, admin, id string, 
 	case http.StatusNoContent, http.StatusOK, http.StatusNotFound:
 		return nil
 	}
-	return p.failure(cfg, c, r, map[int]verdict{http.StatusForbidden: {forbidden(cfg, "api_keys.delete"), false}})
+	return p.failure(cfg, c, r, map[int]httpx.Verdict{http.StatusForbidden: {Reason: forbidden(cfg, "api_keys.delete")}})
 }
 
 // keyDetails is GET /v3/api_keys/{id}. SendGrid answers with the key's object; its OpenAPI document
@@ -422,20 +456,20 @@ func (p *Provider) scopesFor(ctx context.Context, cfg config, admin string, req 
 	case http.StatusNotFound:
 		return fallback(fmt.Sprintf("the current key %s no longer exists", id))
 	default:
-		return nil, p.failure(cfg, c, r, map[int]verdict{http.StatusForbidden: {forbidden(cfg, "api_keys.read"), false}})
+		return nil, p.failure(cfg, c, r, map[int]httpx.Verdict{http.StatusForbidden: {Reason: forbidden(cfg, "api_keys.read")}})
 	}
 	var body keyDetails
-	reason := decode(r, &body)
+	reason := r.DecodeObject(&body)
 	var scopes []string
 	if reason == "" {
 		scopes, reason = body.scopesOf(id)
 	}
 	if reason != "" {
-		return nil, providers.Permanent(c.errorf(cfg, r.Status, "response breaks SendGrid's contract: "+reason, nil))
+		return nil, p.broken(cfg, c, r, reason).Classified()
 	}
 	if len(scopes) == 0 {
-		return nil, providers.Permanent(c.errorf(cfg, r.Status, fmt.Sprintf(
-			"the current key %s has no scopes; refusing to create a key without scopes (SendGrid would give it full access)", id), nil))
+		return nil, p.http.Error(p.request(cfg, c), r.Status, fmt.Sprintf(
+			"the current key %s has no scopes; refusing to create a key without scopes (SendGrid would give it full access)", id), true).Classified()
 	}
 	return scopes, nil
 }
@@ -480,11 +514,14 @@ type createdKey struct {
 
 // createKey creates the key. live is how many keys the account holds now, to explain a 403.
 func (p *Provider) createKey(ctx context.Context, cfg config, admin string, req providers.Request, name string, scopes []string, live int, secrets []string) (providers.Credential, error) {
-	c := call{op: "create key", method: http.MethodPost, path: "/v3/api_keys",
-		body: struct {
-			Name   string   `json:"name"`
-			Scopes []string `json:"scopes"`
-		}{name, scopes},
+	body, err := json.Marshal(struct {
+		Name   string   `json:"name"`
+		Scopes []string `json:"scopes"`
+	}{name, scopes})
+	if err != nil {
+		return providers.Credential{}, providers.Permanent(fmt.Errorf("sendgrid create key: encoding the request: %w", err))
+	}
+	c := call{op: "create key", method: http.MethodPost, path: "/v3/api_keys", body: body,
 		key: admin, onBehalfOf: cfg.onBehalfOf, secrets: secrets}
 	r, err := p.do(ctx, cfg, c)
 	if err != nil {
@@ -495,16 +532,16 @@ func (p *Provider) createKey(ctx context.Context, cfg config, admin string, req 
 		if live >= MaxKeys {
 			why = fmt.Sprintf("the account holds %d API keys, SendGrid's limit is %d: delete unused keys (or %s)", live, MaxKeys, why)
 		}
-		return providers.Credential{}, p.failure(cfg, c, r, map[int]verdict{http.StatusForbidden: {why, false}})
+		return providers.Credential{}, p.failure(cfg, c, r, map[int]httpx.Verdict{http.StatusForbidden: {Reason: why}})
 	}
 	var k createdKey
-	reason := decode(r, &k)
+	reason := r.DecodeObject(&k)
 	if reason == "" && !keyIDPattern().MatchString(k.ID) {
 		reason = "api_key_id is missing or malformed"
 	}
 	if reason != "" {
 		// No usable id: the next attempt finds the key by its name and deletes it.
-		return providers.Credential{}, providers.Permanent(c.errorf(cfg, r.Status, "response breaks SendGrid's contract: "+reason, nil))
+		return providers.Credential{}, p.broken(cfg, c, r, reason).Classified()
 	}
 	secrets = append(secrets, k.APIKey)
 	switch {
@@ -524,14 +561,14 @@ func (p *Provider) createKey(ctx context.Context, cfg config, admin string, req 
 		}
 	}
 	if reason != "" {
-		e := c.errorf(cfg, r.Status, "response breaks SendGrid's contract: "+reason, nil)
+		e := p.broken(cfg, c, r, reason)
 		if !strings.EqualFold(k.ID, req.CredentialID) {
 			// Unusable, and recorded nowhere: delete it now (best effort; a retry would find it by name).
 			if derr := p.deleteKey(ctx, cfg, admin, k.ID, secrets); derr != nil {
 				e.Reason += "; deleting it failed too, a retry deletes it by name"
 			}
 		}
-		return providers.Credential{}, providers.Permanent(e)
+		return providers.Credential{}, e.Classified()
 	}
 	return providers.Credential{Value: providers.NewValue(k.APIKey), CredentialID: k.ID}, nil
 }

@@ -1,6 +1,7 @@
 package sendgrid_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -10,18 +11,29 @@ import (
 
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
+	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/sendgrid"
 	"github.com/kvrotator/kvrotator/providers/sendgrid/sendgridtest"
 )
 
 func TestRegistered(t *testing.T) {
+	if !slices.Contains(registry.Names(), sendgrid.Name) {
+		t.Fatalf("registry.Names() = %v, without %s", registry.Names(), sendgrid.Name)
+	}
+	set, problems := registry.Build(registry.Env{}) // no Azure credential: SendGrid needs none
+	if problems[sendgrid.Name] != nil {
+		t.Fatalf("building %s: %v", sendgrid.Name, problems[sendgrid.Name])
+	}
 	for _, name := range []string{"sendgrid", "SendGrid", " SENDGRID "} {
-		p, ok := providers.Lookup(name)
+		p, ok := set.Lookup(name)
 		if !ok {
-			t.Fatalf("providers.Lookup(%q) found nothing", name)
+			t.Fatalf("Lookup(%q) found nothing", name)
 		}
 		if _, ok := p.(*sendgrid.Provider); !ok {
-			t.Fatalf("providers.Lookup(%q) = %T, want *sendgrid.Provider", name, p)
+			t.Fatalf("Lookup(%q) = %T, want *sendgrid.Provider", name, p)
+		}
+		if _, ok := p.(providers.Revoker); !ok {
+			t.Fatalf("the %s provider cannot revoke", name)
 		}
 	}
 }
@@ -121,15 +133,18 @@ func TestScopesTagIsTheFallback(t *testing.T) {
 		wantWhy   string
 	}{
 		{"no CredentialId", func(*fixture) string { return "" }, "mail.send, stats.read", []string{"mail.send", "stats.read"}, ""},
-		{"current key gone", func(*fixture) string { return "GoneKeyId000000000000" }, "mail.send", []string{"mail.send"}, ""},
+		{"current key gone", func(*fixture) string { return goneKeyID }, "mail.send", []string{"mail.send"}, ""},
 		{"no CredentialId, no tag", func(*fixture) string { return "" }, "", nil, "no CredentialId"},
-		{"current key gone, no tag", func(*fixture) string { return "GoneKeyId000000000000" }, "", nil, "GoneKeyId000000000000 no longer exists"},
+		{"current key gone, no tag", func(*fixture) string { return goneKeyID }, "", nil, goneKeyID + " no longer exists"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			req := f.request(f.srv.URL)
 			req.CredentialID = tc.credID(f)
 			req.Params["CredentialId"] = req.CredentialID
+			if req.CredentialID == goneKeyID {
+				req.Current = providers.NewValue(goneKey) // the value is the gone key
+			}
 			if tc.tag != "" {
 				req.Params[sendgrid.TagScopes] = tc.tag
 			}
@@ -159,7 +174,7 @@ func TestNeverCreatesAFullAccessKey(t *testing.T) {
 	f := newFixture(t)
 	bare := f.srv.AddKey("no scopes")
 	req := f.request(f.srv.URL)
-	req.CredentialID = bare.ID
+	req.CredentialID, req.Current = bare.ID, providers.NewValue(bare.Value)
 	err := func() error { _, err := sendgrid.New().Create(t.Context(), req); return err }()
 	e := wantPermanent(t, err, http.StatusOK)
 	if !strings.Contains(e.Reason, "full access") {
@@ -564,5 +579,139 @@ func TestOnBehalfOf(t *testing.T) {
 		if r.OnBehalfOf != want {
 			t.Errorf("%s %s: on-behalf-of %q, want %q", r.Method, r.Path, r.OnBehalfOf, want)
 		}
+	}
+}
+
+// countingSecrets is a secret reader that counts its reads.
+type countingSecrets struct {
+	httpxtest.Secrets
+	reads *int
+}
+
+func (c countingSecrets) SecretValue(ctx context.Context, name string) (providers.Value, error) {
+	*c.reads++
+	return c.Secrets.SecretValue(ctx, name)
+}
+
+// refused checks that err is a permanent refusal saying want, and that nothing was read or called.
+func refused(t *testing.T, f *fixture, err error, reads int, want ...string) {
+	t.Helper()
+	if !providers.IsPermanent(err) {
+		t.Fatalf("error %v, want a permanent refusal", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+	clean(t, err, f.secrets()...)
+	if reads != 0 || len(f.srv.Requests()) != 0 {
+		t.Fatalf("%d secret reads and %d calls to SendGrid before the refusal", reads, len(f.srv.Requests()))
+	}
+}
+
+func TestRevokeRefusesTheKeyTheCurrentValueIs(t *testing.T) {
+	// The engine's record of the latest version's key may be missing or stale (a version written by
+	// hand, a tag edited): the value itself says which key it is.
+	f := newFixture(t)
+	reads := 0
+	for _, id := range []string{f.current.ID, strings.ToLower(f.current.ID)} {
+		req := f.request(f.srv.URL)
+		req.CredentialID = "" // no record
+		req.Secrets = countingSecrets{httpxtest.Secrets{adminSecret: f.admin.Value}, &reads}
+		refused(t, f, sendgrid.New().Revoke(t.Context(), req, id), reads, "refusing to delete key "+id, "holds it")
+	}
+	if _, live := f.srv.Key(f.current.ID); !live {
+		t.Fatal("the current key was deleted")
+	}
+}
+
+func TestRevokeRefusesAKeyTheRetiredVersionDoesNotHold(t *testing.T) {
+	f := newFixture(t)
+	old := f.srv.AddKey("the replaced version's key", appScopes...)
+	victim := f.srv.AddKey("someone else's key", "mail.send")
+	reads := 0
+	req := f.request(f.srv.URL)
+	req.Retired = providers.NewValue(old.Value)
+	req.Secrets = countingSecrets{httpxtest.Secrets{adminSecret: f.admin.Value}, &reads}
+	for _, id := range []string{victim.ID, f.admin.ID, strings.ToLower(old.ID)} {
+		refused(t, f, sendgrid.New().Revoke(t.Context(), req, id), reads, "refusing to delete key "+id, "holds key "+old.ID)
+	}
+	if _, live := f.srv.Key(victim.ID); !live {
+		t.Fatal("the victim's key was deleted")
+	}
+
+	// The key the retired value is: deleted.
+	if err := sendgrid.New().Revoke(t.Context(), req, old.ID); err != nil {
+		t.Fatalf("Revoke of the retired version's own key: %v", err)
+	}
+	if _, live := f.srv.Key(old.ID); live {
+		t.Fatal("the retired key is still live")
+	}
+	// A retired value that is not shaped like a SendGrid key says nothing: the id is trusted (it is
+	// kvrotator's own record).
+	req.Retired = providers.NewValue("not-a-sendgrid-key")
+	if err := sendgrid.New().Revoke(t.Context(), req, "AlreadyGone00000000000"); err != nil {
+		t.Fatalf("Revoke with an opaque retired value: %v", err)
+	}
+}
+
+func TestCreateRefusesACredentialIdThatIsNotTheCurrentKey(t *testing.T) {
+	f := newFixture(t)
+	victim := f.srv.AddKey("someone else's key", "mail.send", "billing.read")
+	reads := 0
+	for _, tc := range []struct{ id, shown string }{
+		{victim.ID, victim.ID},
+		{strings.ToLower(f.current.ID), strings.ToLower(f.current.ID)}, // ids are case-sensitive
+		{"SG.not.an-id", ""}, // never repeated
+	} {
+		req := f.request(f.srv.URL)
+		req.CredentialID = tc.id
+		req.Secrets = countingSecrets{httpxtest.Secrets{adminSecret: f.admin.Value}, &reads}
+		_, err := sendgrid.New().Create(t.Context(), req)
+		ce := wantConfigError(t, err, "CredentialId")
+		if ce.Value != tc.shown || !strings.Contains(ce.Reason, "api_key_id "+f.current.ID) {
+			t.Errorf("ConfigError %q (value %q), want it to show %q and name %s", ce, ce.Value, tc.shown, f.current.ID)
+		}
+		refused(t, f, err, reads)
+	}
+	if f.srv.Created() != 0 {
+		t.Fatal("a key was created")
+	}
+}
+
+func TestReferences(t *testing.T) {
+	p := sendgrid.New()
+	for _, tc := range []struct {
+		name   string
+		params providers.Params
+		want   []providers.Reference
+	}{
+		{"default API URL: built in", tags(), []providers.Reference{
+			{Kind: providers.RefSecret, Tag: sendgrid.TagAdminSecret, Value: "sendgrid-admin"},
+			{Kind: providers.RefURL, Tag: sendgrid.TagAPIURL, Value: sendgrid.DefaultAPIURL, Builtin: true},
+		}},
+		{"every reference", tags("sendgrid-api-url", "https://api.eu.sendgrid.com/", "sendgrid-on-behalf-of", " team-a "), []providers.Reference{
+			{Kind: providers.RefSecret, Tag: sendgrid.TagAdminSecret, Value: "sendgrid-admin"},
+			{Kind: providers.RefURL, Tag: sendgrid.TagAPIURL, Value: "https://api.eu.sendgrid.com"},
+			{Kind: providers.RefAccount, Tag: sendgrid.TagOnBehalfOf, Value: "team-a"},
+		}},
+		{"the default URL written in the tag: built in", tags("sendgrid-api-url", sendgrid.DefaultAPIURL+"/"), []providers.Reference{
+			{Kind: providers.RefSecret, Tag: sendgrid.TagAdminSecret, Value: "sendgrid-admin"},
+			{Kind: providers.RefURL, Tag: sendgrid.TagAPIURL, Value: sendgrid.DefaultAPIURL, Builtin: true},
+		}},
+		{"a look-alike of the default: bound or refused", tags("sendgrid-api-url", "https://api.sendgrid.com.attacker.example"), []providers.Reference{
+			{Kind: providers.RefSecret, Tag: sendgrid.TagAdminSecret, Value: "sendgrid-admin"},
+			{Kind: providers.RefURL, Tag: sendgrid.TagAPIURL, Value: "https://api.sendgrid.com.attacker.example"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := p.Validate(tc.params); err != nil {
+				t.Fatal(err)
+			}
+			if got := p.References(tc.params); !slices.Equal(got, tc.want) {
+				t.Errorf("References = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -2,10 +2,13 @@ package webhook
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
 func TestSanitizeMessage(t *testing.T) {
@@ -41,38 +44,17 @@ func TestSanitizeMessage(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0}, {"0", 0}, {"-1", 0}, {"x", 0}, {"2.5", 0},
-		{"1", time.Second}, {"120", 2 * time.Minute}, {"86401", 24 * time.Hour}, {"9223372036854775807", 24 * time.Hour},
-		{"Tue, 03 Nov 2026 12:00:30 GMT", 30 * time.Second},
-		{"Tue, 03 Nov 2026 11:59:30 GMT", 0},
-		{"Tuesday, 03-Nov-26 12:01:00 GMT", time.Minute}, // RFC 850, which HTTP-date parsers must accept
-	}
-	for _, tt := range tests {
-		if got := parseRetryAfter(tt.in, now); got != tt.want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestErrorText(t *testing.T) {
-	e := &Error{Endpoint: "create", URL: "https://svc/create", Status: 503, Reason: "busy", Message: "try later",
-		Retry: 2 * time.Second}
-	want := `webhook create (POST https://svc/create): HTTP 503: busy: service says "try later" (retry after 2s)`
-	if e.Error() != want {
-		t.Errorf("Error() = %q, want %q", e.Error(), want)
-	}
-	cause := errors.New("connection refused")
-	e = &Error{Endpoint: "revoke", URL: "https://svc/revoke", Reason: "no response", Err: cause}
-	if want := "webhook revoke (POST https://svc/revoke): no response: connection refused"; e.Error() != want {
-		t.Errorf("Error() = %q, want %q", e.Error(), want)
-	}
-	if !errors.Is(e, cause) {
-		t.Error("Error does not unwrap to its cause")
+	// The provider's client names the provider and the service, reads the "error" field and
+	// Retry-After.
+	now := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	p := New(WithClock(func() time.Time { return now }))
+	r := &httpx.Response{Status: 503, Header: http.Header{"Content-Type": {"application/json"}, "Retry-After": {now.Add(2 * time.Second).Format(http.TimeFormat)}},
+		Body: []byte(`{"error":"try later"}`)}
+	err := p.http.Fail(httpx.Request{Op: "create", Method: "POST", URL: "https://svc/create"}, r, verdict(503, []int{200}))
+	want := `webhook create (POST https://svc/create): HTTP 503: the service is unavailable or busy; will retry: the service says "try later" (retry after 2s)`
+	var e *Error
+	if !errors.As(err, &e) || e.Error() != want || e.RetryAfter() != 2*time.Second {
+		t.Errorf("got  %v\nwant %s", err, want)
 	}
 }

@@ -35,6 +35,16 @@ func request(base string) providers.Request {
 	}
 }
 
+// laterRequest is what the engine sends to revoke the initial credential after the grace period: the
+// latest version holds next, the replaced version held the initial credential.
+func laterRequest(base string, next providers.Credential) providers.Request {
+	req := request(base)
+	req.Current, req.CredentialID, req.Retired = next.Value, next.CredentialID, providers.NewValue(currentValue)
+	req.Params["CredentialId"] = next.CredentialID
+	req.IdempotencyKey = ""
+	return req
+}
+
 // clean fails if err's text mentions the signing key, the current value or any of more (new values).
 func clean(t *testing.T, err error, more ...string) {
 	t.Helper()

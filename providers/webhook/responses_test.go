@@ -317,10 +317,16 @@ func TestWireFormat(t *testing.T) {
 	if err := p.Verify(t.Context(), req, c); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Revoke(t.Context(), req, currentID); err != nil {
+	later := laterRequest(base+"/hooks/kvrotator/", c) // after the grace period: the latest version holds c
+	if err := p.Revoke(t.Context(), later, currentID); err != nil {
+		t.Fatal(err)
+	}
+	later.Retired = providers.Value{} // the replaced version could no longer be read
+	if err := p.Revoke(t.Context(), later, currentID); err != nil {
 		t.Fatal(err)
 	}
 
+	digest := func(s string) string { sum := sha256.Sum256([]byte(s)); return hex.EncodeToString(sum[:]) }
 	want := []struct {
 		path    string
 		body    map[string]any
@@ -331,7 +337,9 @@ func TestWireFormat(t *testing.T) {
 		{"/hooks/kvrotator/verify", map[string]any{"action": "verify", "idempotencyKey": idemKey, "vault": "myvault",
 			"secret": "tokens-api-key", "credentialId": "tok-2", "value": newValue}, idemKey},
 		{"/hooks/kvrotator/revoke", map[string]any{"action": "revoke", "vault": "myvault", "secret": "tokens-api-key",
-			"credentialId": currentID}, ""},
+			"credentialId": currentID, "retiredSha256": digest(currentValue), "currentSha256": digest(newValue)}, ""},
+		{"/hooks/kvrotator/revoke", map[string]any{"action": "revoke", "vault": "myvault", "secret": "tokens-api-key",
+			"credentialId": currentID, "currentSha256": digest(newValue)}, ""},
 	}
 	reqs := got()
 	if len(reqs) != len(want) {
@@ -366,8 +374,8 @@ func TestWireFormat(t *testing.T) {
 		if ua := r.header.Get("User-Agent"); !strings.HasPrefix(ua, "kvrotator-webhook/") {
 			t.Errorf("request %d: User-Agent %q", i, ua)
 		}
-		if strings.Contains(string(r.body), currentValue) {
-			t.Errorf("request %d sent the current value", i)
+		if strings.Contains(string(r.body), currentValue) || (r.path != "/hooks/kvrotator/verify" && strings.Contains(string(r.body), newValue)) {
+			t.Errorf("request %d sent a value it must not", i)
 		}
 	}
 }
@@ -417,7 +425,7 @@ func TestTimeouts(t *testing.T) {
 		p := webhook.New(webhook.WithHTTPClient(&http.Client{Timeout: 50 * time.Millisecond}))
 		err := p.Verify(t.Context(), request(hang.URL), cred("tok-2", newValue))
 		we := wantTransient(t, err, 0)
-		if we.Reason != "timed out" {
+		if !strings.HasPrefix(we.Reason, "timed out") {
 			t.Errorf("reason %q, want timed out", we.Reason)
 		}
 		clean(t, err, newValue)

@@ -47,6 +47,8 @@ package webhook
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,8 +59,8 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
-	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
@@ -71,8 +73,7 @@ func init() {
 // Provider calls an in-house service's create, verify and revoke endpoints. It holds no mutable state
 // and is safe for concurrent use.
 type Provider struct {
-	client *http.Client
-	now    func() time.Time
+	http httpx.Client
 }
 
 // Option configures a Provider.
@@ -85,7 +86,7 @@ type Option func(*Provider)
 func WithHTTPClient(c *http.Client) Option {
 	return func(p *Provider) {
 		if c != nil {
-			p.client = httpx.WithoutRedirects(c)
+			p.http.HTTP = c
 		}
 	}
 }
@@ -96,7 +97,7 @@ func WithHTTPClient(c *http.Client) Option {
 func WithClock(now func() time.Time) Option {
 	return func(p *Provider) {
 		if now != nil {
-			p.now = now
+			p.http.Now = now
 		}
 	}
 }
@@ -107,15 +108,17 @@ const clientTimeout = (MaxTimeoutSeconds + 5) * time.Second
 // New returns a Provider that uses net/http's default transport (which honours HTTPS_PROXY and the
 // system's roots) without following redirects.
 func New(opts ...Option) *Provider {
-	p := &Provider{
-		client: httpx.WithoutRedirects(&http.Client{Timeout: clientTimeout}),
-		now:    time.Now,
-	}
+	p := &Provider{http: httpx.Client{Provider: Name, Service: "the service", UserAgent: userAgent,
+		HTTP: &http.Client{Timeout: clientTimeout}, Now: time.Now, MaxBody: MaxResponseBytes,
+		Messages: messages, Message: errorMessage, TimeoutSetting: TagTimeout}}
 	for _, o := range opts {
 		o(p)
 	}
 	return p
 }
+
+// now is the provider's clock.
+func (p *Provider) now() time.Time { return p.http.Now() }
 
 // Shape is providers.ShapeCreateRevoke: the service issues a new credential; the old one is revoked
 // after the grace period.
@@ -152,6 +155,12 @@ type (
 		Vault        string `json:"vault"`
 		Secret       string `json:"secret"`
 		CredentialID string `json:"credentialId"`
+		// RetiredSHA256 is the hex SHA-256 of the replaced version's value: the service refuses (409)
+		// unless it is the digest of credentialId's value. Absent when that version could not be read.
+		RetiredSHA256 string `json:"retiredSha256,omitempty"`
+		// CurrentSHA256 is the hex SHA-256 of the latest version's value: the service refuses (409) to
+		// revoke the credential whose value it is.
+		CurrentSHA256 string `json:"currentSha256,omitempty"`
 	}
 )
 
@@ -169,19 +178,18 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 		return providers.Credential{}, providers.Permanent(errors.New("webhook create: the request has no idempotency key"))
 	}
 	c := call{
-		endpoint: endpointCreate, url: cfg.endpoint(endpointCreate), idemKey: req.IdempotencyKey,
+		endpoint: endpointCreate, idemKey: req.IdempotencyKey,
 		body: createRequest{Action: endpointCreate, IdempotencyKey: req.IdempotencyKey, Vault: req.Vault,
 			Secret: req.Secret, Version: req.Version, CredentialID: req.CredentialID},
 		secrets: []string{string(key), req.Current.Reveal()},
 	}
-	r, err := p.do(ctx, cfg, key, c, http.StatusOK, http.StatusCreated, http.StatusAccepted)
+	hr, r, err := p.do(ctx, cfg, key, c, http.StatusOK, http.StatusCreated, http.StatusAccepted)
 	if err != nil {
 		return providers.Credential{}, err
 	}
 	if r.Status == http.StatusAccepted {
-		return providers.Credential{}, &Error{Endpoint: c.endpoint, URL: c.url, Status: r.Status,
-			Reason: "the service is still issuing the credential; will ask again with the same idempotency key",
-			Retry:  parseRetryAfter(r.Header.Get("Retry-After"), p.now())}
+		return providers.Credential{}, p.http.Fail(hr, r, httpx.Verdict{
+			Reason: "the service is still issuing the credential; will ask again with the same idempotency key", Transient: true})
 	}
 	now := req.Now
 	if now.IsZero() {
@@ -189,8 +197,7 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 	}
 	cred, reason := parseCreated(r, req, now)
 	if reason != "" {
-		return providers.Credential{}, providers.Permanent(&Error{Endpoint: c.endpoint, URL: c.url, Status: r.Status,
-			Reason: "response breaks the contract: " + reason})
+		return providers.Credential{}, p.http.Fail(hr, r, httpx.Verdict{Reason: "response breaks the contract: " + reason})
 	}
 	return cred, nil
 }
@@ -268,18 +275,17 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 		return providers.Permanent(errors.New("webhook verify: the credential has no id or no value"))
 	}
 	c := call{
-		endpoint: endpointVerify, url: cfg.endpoint(endpointVerify), idemKey: req.IdempotencyKey,
+		endpoint: endpointVerify, idemKey: req.IdempotencyKey,
 		body: verifyRequest{Action: endpointVerify, IdempotencyKey: req.IdempotencyKey, Vault: req.Vault,
 			Secret: req.Secret, CredentialID: cred.CredentialID, Value: cred.Value.Reveal()},
 		secrets: []string{string(key), cred.Value.Reveal(), req.Current.Reveal()},
 	}
-	r, err := p.do(ctx, cfg, key, c, http.StatusOK)
+	hr, r, err := p.do(ctx, cfg, key, c, http.StatusOK)
 	if err != nil {
 		return err
 	}
 	malformed := func(reason string) error {
-		return providers.Permanent(&Error{Endpoint: c.endpoint, URL: c.url, Status: r.Status,
-			Reason: "response breaks the contract: " + reason})
+		return p.http.Fail(hr, r, httpx.Verdict{Reason: "response breaks the contract: " + reason})
 	}
 	obj, reason := object(r)
 	if reason != "" {
@@ -294,9 +300,7 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 		return malformed("valid is not a boolean")
 	}
 	if !valid {
-		return &Error{Endpoint: c.endpoint, URL: c.url, Status: r.Status,
-			Reason: "the service says the credential does not work (yet); will check again",
-			Retry:  parseRetryAfter(r.Header.Get("Retry-After"), p.now())}
+		return p.http.Fail(hr, r, httpx.Verdict{Reason: "the service says the credential does not work (yet); will check again", Transient: true})
 	}
 	return nil
 }
@@ -320,21 +324,42 @@ func (*Provider) References(p providers.Params) []providers.Reference {
 
 // Revoke asks the service to retire credentialID. 404 and 410 mean it is already gone: success. The
 // body of a success response is ignored.
+//
+// Before reading or sending anything it refuses to revoke the credential the latest version holds
+// (req.CredentialID), and a retired value that is the current value. The request carries the proof
+// the service needs to refuse the rest: retiredSha256, the SHA-256 of the replaced version's value
+// (the credential being revoked must be the one with that value), and currentSha256, that of the
+// latest version's value (which must not be revoked). A service that answers 409 to a mismatch makes
+// the revocation fail permanently.
 func (p *Provider) Revoke(ctx context.Context, req providers.Request, credentialID string) error {
+	if reason := checkCredentialID(credentialID); reason != "" {
+		return providers.Permanent(errors.New("webhook revoke: " + reason))
+	}
+	switch {
+	case strings.EqualFold(credentialID, strings.TrimSpace(req.CredentialID)):
+		return providers.Permanent(fmt.Errorf("webhook revoke: refusing to revoke credential %s: the latest version of secret %q holds it", credentialID, req.Secret))
+	case !req.Retired.IsZero() && req.Retired.Reveal() == req.Current.Reveal():
+		return providers.Permanent(fmt.Errorf("webhook revoke: refusing to revoke credential %s: the replaced version's value is the latest version's", credentialID))
+	}
 	cfg, key, err := p.prepare(ctx, req)
 	if err != nil {
 		return err
 	}
-	if reason := checkCredentialID(credentialID); reason != "" {
-		return providers.Permanent(errors.New("webhook revoke: " + reason))
-	}
-	c := call{
-		endpoint: endpointRevoke, url: cfg.endpoint(endpointRevoke),
-		body:    revokeRequest{Action: endpointRevoke, Vault: req.Vault, Secret: req.Secret, CredentialID: credentialID},
-		secrets: []string{string(key), req.Current.Reveal()},
-	}
-	_, err = p.do(ctx, cfg, key, c, http.StatusOK, http.StatusAccepted, http.StatusNoContent, http.StatusNotFound, http.StatusGone)
+	body := revokeRequest{Action: endpointRevoke, Vault: req.Vault, Secret: req.Secret, CredentialID: credentialID,
+		RetiredSHA256: valueDigest(req.Retired), CurrentSHA256: valueDigest(req.Current)}
+	c := call{endpoint: endpointRevoke, body: body, secrets: []string{string(key), req.Current.Reveal(), req.Retired.Reveal()}}
+	_, _, err = p.do(ctx, cfg, key, c, http.StatusOK, http.StatusAccepted, http.StatusNoContent, http.StatusNotFound, http.StatusGone)
 	return err
+}
+
+// valueDigest is the lower-case hex SHA-256 of a credential value, as the revoke request carries it;
+// "" for no value.
+func valueDigest(v providers.Value) string {
+	if v.IsZero() {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(v.Reveal()))
+	return hex.EncodeToString(sum[:])
 }
 
 // prepare reads the tags and the signing key.

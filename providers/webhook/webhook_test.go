@@ -13,18 +13,29 @@ import (
 
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
+	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/webhook"
 	"github.com/kvrotator/kvrotator/providers/webhook/webhooktest"
 )
 
 func TestRegistered(t *testing.T) {
+	if !slices.Contains(registry.Names(), webhook.Name) {
+		t.Fatalf("registry.Names() = %v, without %s", registry.Names(), webhook.Name)
+	}
+	set, problems := registry.Build(registry.Env{}) // no Azure credential: the webhook needs none
+	if problems[webhook.Name] != nil {
+		t.Fatalf("building %s: %v", webhook.Name, problems[webhook.Name])
+	}
 	for _, name := range []string{"webhook", "Webhook", " WEBHOOK "} {
-		p, ok := providers.Lookup(name)
+		p, ok := set.Lookup(name)
 		if !ok {
-			t.Fatalf("providers.Lookup(%q) found nothing", name)
+			t.Fatalf("Lookup(%q) found nothing", name)
 		}
 		if _, ok := p.(*webhook.Provider); !ok {
-			t.Fatalf("providers.Lookup(%q) = %T, want *webhook.Provider", name, p)
+			t.Fatalf("Lookup(%q) = %T, want *webhook.Provider", name, p)
+		}
+		if _, ok := p.(providers.Revoker); !ok {
+			t.Fatalf("the %s provider cannot revoke", name)
 		}
 	}
 }
@@ -65,7 +76,8 @@ func TestRotation(t *testing.T) {
 	if err := p.Verify(t.Context(), req, c); err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if err := p.Revoke(t.Context(), req, currentID); err != nil {
+	// After the grace period the sweep revokes the old credential; the latest version holds the new one.
+	if err := p.Revoke(t.Context(), laterRequest(srv.URL, c), currentID); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
 
@@ -265,8 +277,8 @@ func TestSignature(t *testing.T) {
 			}
 			// A 401 does not fix itself: a wrong key or a skewed clock needs a person.
 			we := wantPermanent(t, err, http.StatusUnauthorized)
-			if we.Endpoint != "create" {
-				t.Errorf("Endpoint = %q, want create", we.Endpoint)
+			if we.Op != "create" {
+				t.Errorf("Op = %q, want create", we.Op)
 			}
 			clean(t, err, tt.key)
 			if srv.Created() != created {
@@ -275,7 +287,9 @@ func TestSignature(t *testing.T) {
 			err = p.Verify(t.Context(), req, cred(currentID, currentValue))
 			wantPermanent(t, err, http.StatusUnauthorized)
 			clean(t, err, tt.key)
-			err = p.Revoke(t.Context(), req, currentID)
+			later := laterRequest(srv.URL, cred("tok-next", "NEXTVALUE-0123456789abcdef"))
+			later.Secrets = req.Secrets
+			err = p.Revoke(t.Context(), later, currentID)
 			wantPermanent(t, err, http.StatusUnauthorized)
 			clean(t, err, tt.key)
 			if _, live := srv.Live()[currentID]; !live {
@@ -329,7 +343,7 @@ func TestStatusClassification(t *testing.T) {
 				case webhooktest.Verify:
 					return p.Verify(t.Context(), req, c)
 				default:
-					return p.Revoke(t.Context(), req, currentID)
+					return p.Revoke(t.Context(), laterRequest(srv.URL, c), currentID)
 				}
 			}
 			srv.FailNext(tt.endpoint, tt.status, 1)
@@ -340,8 +354,8 @@ func TestStatusClassification(t *testing.T) {
 			} else {
 				we = wantTransient(t, err, tt.status)
 			}
-			if we.Endpoint != tt.endpoint || we.Message != "injected fault" {
-				t.Errorf("Error = endpoint %q, message %q; want %q, %q", we.Endpoint, we.Message, tt.endpoint, "injected fault")
+			if we.Op != tt.endpoint || we.Message != "injected fault" {
+				t.Errorf("Error = endpoint %q, message %q; want %q, %q", we.Op, we.Message, tt.endpoint, "injected fault")
 			}
 			var ra interface{ RetryAfter() time.Duration }
 			if !errors.As(err, &ra) || ra.RetryAfter() != tt.retry {
@@ -364,7 +378,7 @@ func TestStatusClassification(t *testing.T) {
 func TestRevokeOfAGoneCredentialSucceeds(t *testing.T) {
 	srv := newServer(t)
 	p := webhook.New()
-	req := request(srv.URL)
+	req := laterRequest(srv.URL, cred("tok-next", "NEXTVALUE-0123456789abcdef"))
 	for i := range 2 {
 		if err := p.Revoke(t.Context(), req, currentID); err != nil {
 			t.Fatalf("Revoke #%d: %v", i+1, err)
@@ -444,7 +458,9 @@ func TestSigningKeyProblems(t *testing.T) {
 			if err := p.Verify(t.Context(), req, cred(currentID, currentValue)); err == nil {
 				t.Error("Verify succeeded")
 			}
-			if err := p.Revoke(t.Context(), req, currentID); err == nil {
+			later := laterRequest(srv.URL, cred("tok-next", "NEXTVALUE-0123456789abcdef"))
+			later.Params, later.Secrets = req.Params, req.Secrets
+			if err := p.Revoke(t.Context(), later, currentID); err == nil {
 				t.Error("Revoke succeeded")
 			}
 		})
@@ -496,5 +512,117 @@ func TestBaseURL(t *testing.T) {
 	}
 	if n := srv.Calls(webhooktest.Revoke); n != len(tests) {
 		t.Errorf("the server got %d revokes, want %d", n, len(tests))
+	}
+}
+
+// countingSecrets is a secret reader that counts its reads.
+type countingSecrets struct {
+	httpxtest.Secrets
+	reads *int
+}
+
+func (c countingSecrets) SecretValue(ctx context.Context, name string) (providers.Value, error) {
+	*c.reads++
+	return c.Secrets.SecretValue(ctx, name)
+}
+
+func TestRevokeRefusesTheLatestVersionsCredential(t *testing.T) {
+	srv := newServer(t)
+	reads := 0
+	next := cred("tok-next", "NEXTVALUE-0123456789abcdef")
+	for _, tc := range []struct {
+		name string
+		req  providers.Request
+		id   string
+		want string
+	}{
+		{"the latest version's id", request(srv.URL), currentID, "latest version"},
+		{"the latest version's id in other letter case", request(srv.URL), strings.ToUpper(currentID), "latest version"},
+		{"a retired value that is the current value", func() providers.Request {
+			r := laterRequest(srv.URL, next)
+			r.Retired = next.Value
+			return r
+		}(), currentID, "is the latest version's"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Secrets = countingSecrets{httpxtest.Secrets{keySecret: signingKey}, &reads}
+			err := webhook.New().Revoke(t.Context(), tc.req, tc.id)
+			if !providers.IsPermanent(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Revoke: %v, want a permanent refusal saying %q", err, tc.want)
+			}
+			clean(t, err, next.Value.Reveal())
+		})
+	}
+	if reads != 0 || srv.Calls(webhooktest.Revoke) != 0 {
+		t.Fatalf("%d signing-key reads, %d revoke calls before the refusal", reads, srv.Calls(webhooktest.Revoke))
+	}
+}
+
+// The provider cannot tell which credential a value is; the service can, from the digests the revoke
+// request carries (webhooktest does what the contract asks).
+func TestServiceRefusesToRevokeACredentialTheValuesDoNotName(t *testing.T) {
+	srv := newServer(t)
+	srv.Seed("tok-victim", "VICTIMVALUE-must-stay-live-71c2")
+	p := webhook.New()
+	c, err := p.Create(t.Context(), request(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A CredentialId that named someone else's credential: the retired value is not its value.
+	err = p.Revoke(t.Context(), laterRequest(srv.URL, c), "tok-victim")
+	we := wantPermanent(t, err, http.StatusConflict)
+	if !strings.Contains(we.Message, "retiredSha256") {
+		t.Errorf("message %q", we.Message)
+	}
+	clean(t, err, c.Value.Reveal())
+
+	// The engine's record of the latest version is missing, and it asks for the credential the
+	// current value is: the service refuses by currentSha256.
+	noRecord := laterRequest(srv.URL, c)
+	noRecord.CredentialID, noRecord.Retired = "", providers.Value{}
+	err = p.Revoke(t.Context(), noRecord, c.CredentialID)
+	we = wantPermanent(t, err, http.StatusConflict)
+	if !strings.Contains(we.Message, "currentSha256") {
+		t.Errorf("message %q", we.Message)
+	}
+	if live := srv.Live(); live["tok-victim"] == "" || live[c.CredentialID] == "" || len(srv.Revoked()) != 0 {
+		t.Fatalf("a refused revocation revoked %v", srv.Revoked())
+	}
+
+	// The credential the replaced version really held: revoked.
+	if err := p.Revoke(t.Context(), laterRequest(srv.URL, c), currentID); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Revoked(); !slices.Equal(got, []string{currentID}) {
+		t.Errorf("Revoked() = %v", got)
+	}
+}
+
+func TestReferences(t *testing.T) {
+	p := webhook.New()
+	for _, tc := range []struct {
+		name   string
+		params providers.Params
+		want   []providers.Reference
+	}{
+		{"webhook-url", providers.Params{webhook.TagURL: "https://tokens.example.com/kvrotator/", webhook.TagSigningSecret: keySecret},
+			[]providers.Reference{{Kind: providers.RefURL, Tag: webhook.TagURL, Value: "https://tokens.example.com/kvrotator"},
+				{Kind: providers.RefSecret, Tag: webhook.TagSigningSecret, Value: keySecret}}},
+		{"ProviderAddress", providers.Params{webhook.TagAddress: "https://tokens.example.com", webhook.TagSigningSecret: keySecret},
+			[]providers.Reference{{Kind: providers.RefURL, Tag: webhook.TagAddress, Value: "https://tokens.example.com"},
+				{Kind: providers.RefSecret, Tag: webhook.TagSigningSecret, Value: keySecret}}},
+		{"webhook-url wins", providers.Params{webhook.TagURL: "https://a.example.com", webhook.TagAddress: "https://b.example.com", webhook.TagSigningSecret: keySecret},
+			[]providers.Reference{{Kind: providers.RefURL, Tag: webhook.TagURL, Value: "https://a.example.com"},
+				{Kind: providers.RefSecret, Tag: webhook.TagSigningSecret, Value: keySecret}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := p.Validate(tc.params); err != nil {
+				t.Fatal(err)
+			}
+			if got := p.References(tc.params); !slices.Equal(got, tc.want) {
+				t.Errorf("References = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -16,8 +16,8 @@
 //     first SetPropagation attempts with a new secret: eventual consistency), 7000222 expired,
 //     700016 unknown application, 90002 unknown tenant.
 //
-// Fault hooks (FailNext, SetDown, SetForbidden) and observations (Passwords, Calls, Issued, Scopes)
-// let tests drive and inspect it. A Server is safe for concurrent use.
+// Fault hooks (FailNext, SetDown, SetForbidden, SetHints) and observations (Passwords, Calls,
+// Requests, Issued, Scopes) let tests drive and inspect it. A Server is safe for concurrent use.
 package graphtest
 
 import (
@@ -105,6 +105,8 @@ type Server struct {
 	clamp       time.Duration
 	missing     int // status for removePassword of an unknown keyId
 	calls       map[Route]int
+	requests    int  // every request received, whatever its route
+	noHints     bool // passwordCredentials carry no hint
 	issued      []string
 	scopes      []string
 	now         func() time.Time
@@ -244,6 +246,22 @@ func (s *Server) Calls(route Route) int {
 	return s.calls[route]
 }
 
+// Requests counts every request the server received (Graph, the token endpoint, and anything else):
+// tests that prove nothing was contacted check that it is 0.
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// SetHints makes the application's passwordCredentials carry their hint (the first three characters
+// of the secret text, the default, as Graph documents) or leave it null.
+func (s *Server) SetHints(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noHints = !on
+}
+
 // Issued lists every secret text addPassword returned, so tests can check that none leaks.
 func (s *Server) Issued() []string {
 	s.mu.Lock()
@@ -279,6 +297,9 @@ var (
 const maxRequestBytes = 1 << 20
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.requests++
+	s.mu.Unlock()
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
 	if m := tokenPath.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodPost {
 		s.token(w, r, m[1])
@@ -396,11 +417,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // passwordJSON is Graph's passwordCredential resource; secretText is null except in addPassword's
-// answer.
-func passwordJSON(p *Password, withSecret bool) map[string]any {
-	hint := p.Secret
-	if len(hint) > 3 {
-		hint = hint[:3]
+// answer. hint is "the first three characters of the password" (null when hints are off).
+func passwordJSON(p *Password, withSecret, hints bool) map[string]any {
+	var hint any
+	if hints {
+		h := p.Secret
+		if len(h) > 3 {
+			h = h[:3]
+		}
+		hint = h
 	}
 	m := map[string]any{
 		"customKeyIdentifier": nil, "displayName": nullable(p.DisplayName), "endDateTime": p.End.Format(time.RFC3339Nano),
@@ -422,7 +447,7 @@ func nullable(s string) any {
 func (s *Server) getApplication(w http.ResponseWriter, r *http.Request, a *App) {
 	pcs := make([]any, 0, len(a.passwords))
 	for _, p := range a.passwords {
-		pcs = append(pcs, passwordJSON(p, false))
+		pcs = append(pcs, passwordJSON(p, false, !s.noHints))
 	}
 	all := map[string]any{"id": a.ObjectID, "appId": a.AppID, "displayName": "app " + a.AppID[:8],
 		"signInAudience": "AzureADMyOrg", "passwordCredentials": pcs, "keyCredentials": []any{}}
@@ -510,7 +535,7 @@ func (s *Server) addPassword(w http.ResponseWriter, r *http.Request, a *App) {
 	}
 	a.passwords = append(a.passwords, p)
 	s.issued = append(s.issued, p.Secret)
-	m := passwordJSON(p, true)
+	m := passwordJSON(p, true, !s.noHints)
 	m["@odata.context"] = s.URL + "/v1.0/$metadata#microsoft.graph.passwordCredential"
 	writeJSON(w, http.StatusOK, m)
 }

@@ -120,3 +120,30 @@ func TestTokenContract(t *testing.T) {
 		t.Fatalf("after propagation: %d", status)
 	}
 }
+
+// Listings carry each password's hint, the first three characters of its secret text, unless hints
+// are off; Requests counts every request, whatever its route.
+func TestHintsAndRequests(t *testing.T) {
+	s := graphtest.NewServer()
+	defer s.Close()
+	obj, _ := s.AddApp()
+	s.SeedPassword(obj, "by hand", "Abc8Q~seeded-secret-value", time.Now().Add(time.Hour))
+	if n := s.Requests(); n != 0 {
+		t.Fatalf("%d requests before any", n)
+	}
+	hint := func() any {
+		_, app := call(t, s, "GET", "/v1.0/applications/"+obj+"?$select=passwordCredentials", "", "", true)
+		return app["passwordCredentials"].([]any)[0].(map[string]any)["hint"]
+	}
+	if h := hint(); h != "Abc" {
+		t.Fatalf("hint %v, want Abc", h)
+	}
+	s.SetHints(false)
+	if h := hint(); h != nil {
+		t.Fatalf("hint %v with hints off", h)
+	}
+	call(t, s, "GET", "/not/a/route", "", "", true)
+	if n := s.Requests(); n != 3 {
+		t.Fatalf("Requests() = %d, want 3", n)
+	}
+}

@@ -1,12 +1,12 @@
-// Package httpx holds the HTTP plumbing that kvrotator's providers share: reading Retry-After,
-// sanitizing what a service says back, checking a configured base URL, reading a bounded response,
-// classifying a failure to get one, a client that never follows redirects, and the common tail of a
-// provider error's text.
+// Package httpx holds the HTTP plumbing that kvrotator's providers share: one way to make a call
+// (Client.Do: the request, a timeout, no redirects, a bounded read, the classification of a failure to
+// get an answer) and one error type (Error: provider, operation, method, URL without query, status,
+// reason, the service's sanitized message, Retry-After, permanent or not), and the pieces underneath:
+// reading Retry-After, sanitizing what a service says back, checking a configured base URL, reading a
+// bounded response, and the common text of a provider error.
 //
-// It is internal to providers/: each provider keeps its own exported API, error type and wording, and
-// uses these pieces underneath. Nothing here knows a provider, imports one, or decides whether an error
-// is permanent for the engine: it reports facts (permanent or not, which rule a URL breaks), and the
-// provider wraps them in its own types.
+// It is internal to providers/. What a status means stays with each provider: Client.Fail takes the
+// provider's Verdict. Nothing here knows a provider or imports one.
 package httpx
 
 import (

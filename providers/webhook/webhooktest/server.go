@@ -6,6 +6,8 @@
 // the HMAC signature and a timestamp within 5 minutes of its clock (401 otherwise), the JSON bodies, that
 // the body's action names the endpoint, and that the Idempotency-Key header matches the body. Create is
 // idempotent: while the credential issued for an idempotency key is live, the same key returns it again.
+// Revoke refuses (409) a credential whose value is not the one retiredSha256 names, and the credential
+// whose value currentSha256 names (the latest version's).
 // Values come from crypto/rand. It is written independently of the provider's code, so the two check
 // each other against the documented contract.
 //
@@ -29,6 +31,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +48,9 @@ const (
 
 // MaxSkew is how far X-Kvrotator-Timestamp may be from the server's clock, either way.
 const MaxSkew = 5 * time.Minute
+
+// digestPattern is a lower-case hex SHA-256 digest.
+var digestPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // MinKeyBytes is the shortest signing key the webhook provider accepts, and so NewServer too.
 const MinKeyBytes = 16
@@ -194,6 +200,8 @@ type body struct {
 	Version        string `json:"version"`
 	CredentialID   string `json:"credentialId"`
 	Value          string `json:"value"`
+	RetiredSHA256  string `json:"retiredSha256"`
+	CurrentSHA256  string `json:"currentSha256"`
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -364,10 +372,27 @@ func (s *Server) revoke(w http.ResponseWriter, b body) {
 		reply(w, http.StatusBadRequest, map[string]any{"error": "credentialId is required"})
 		return
 	}
+	for _, d := range []string{b.RetiredSHA256, b.CurrentSHA256} {
+		if d != "" && !digestPattern.MatchString(d) {
+			reply(w, http.StatusBadRequest, map[string]any{"error": "retiredSha256 and currentSha256 are lower-case hex SHA-256 digests"})
+			return
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, live := s.live[b.CredentialID]; !live {
+	v, live := s.live[b.CredentialID]
+	if !live {
 		reply(w, http.StatusNotFound, map[string]any{"error": "no such credential"})
+		return
+	}
+	sum := sha256.Sum256([]byte(v))
+	d := []byte(hex.EncodeToString(sum[:]))
+	if b.RetiredSHA256 != "" && subtle.ConstantTimeCompare(d, []byte(b.RetiredSHA256)) != 1 {
+		reply(w, http.StatusConflict, map[string]any{"error": "retiredSha256 is not the digest of this credential's value: the replaced version did not hold it"})
+		return
+	}
+	if b.CurrentSHA256 != "" && subtle.ConstantTimeCompare(d, []byte(b.CurrentSHA256)) == 1 {
+		reply(w, http.StatusConflict, map[string]any{"error": "this credential's value is the latest version's (currentSha256): it is in use"})
 		return
 	}
 	delete(s.live, b.CredentialID)

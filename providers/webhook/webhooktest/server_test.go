@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -272,4 +273,61 @@ func TestMisuse(t *testing.T) {
 	s := newServer(t)
 	mustPanic("FailNext with an unknown endpoint", func() { s.FailNext("Create", 500, 1) })
 	mustPanic("Calls with an unknown endpoint", func() { s.Calls("delete") })
+}
+
+func digest(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:])
+}
+
+// revokeWith is a revoke body carrying the digests of the retired and the current value ("" omits one).
+func revokeWith(id, retired, current string) string {
+	b := map[string]string{"action": "revoke", "vault": "kv", "secret": "api", "credentialId": id}
+	if retired != "" {
+		b["retiredSha256"] = retired
+	}
+	if current != "" {
+		b["currentSha256"] = current
+	}
+	js, _ := json.Marshal(b)
+	return string(js)
+}
+
+func TestRevokeChecksTheValues(t *testing.T) {
+	s := newServer(t)
+	now := time.Now()
+	s.Seed("old", "old-value")
+	s.Seed("new", "new-value")
+	for _, tt := range []struct {
+		name string
+		body string
+		want int
+	}{
+		{"retired value is another credential's", revokeWith("new", digest("old-value"), ""), http.StatusConflict},
+		{"retired value unknown", revokeWith("old", digest("something else"), ""), http.StatusConflict},
+		{"the current value's credential", revokeWith("new", "", digest("new-value")), http.StatusConflict},
+		{"the current value's credential, retired value matching", revokeWith("old", digest("old-value"), digest("old-value")), http.StatusConflict},
+		{"digest in upper case", revokeWith("old", strings.ToUpper(digest("old-value")), ""), http.StatusBadRequest},
+		{"digest too short", revokeWith("old", "", digest("new-value")[:63]), http.StatusBadRequest},
+		{"unknown credential", revokeWith("gone", digest("x"), digest("y")), http.StatusNotFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, got := post(t, s, Revoke, key, now, tt.body)
+			if status != tt.want {
+				t.Errorf("status %d %v, want %d", status, got, tt.want)
+			}
+			if msg, _ := got["error"].(string); msg == "" {
+				t.Errorf("answer %v has no error message", got)
+			}
+		})
+	}
+	if len(s.Revoked()) != 0 || len(s.Live()) != 2 {
+		t.Fatalf("refused revocations revoked %v", s.Revoked())
+	}
+	if status, _, _ := post(t, s, Revoke, key, now, revokeWith("old", digest("old-value"), digest("new-value"))); status != http.StatusNoContent {
+		t.Fatalf("revoke with the right digests: %d", status)
+	}
+	if r := s.Revoked(); len(r) != 1 || r[0] != "old" {
+		t.Errorf("Revoked() = %v, want [old]", r)
+	}
 }

@@ -1,6 +1,7 @@
 package httpxtest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
 )
@@ -93,5 +95,37 @@ func TestSyncBuffer(t *testing.T) {
 	wg.Wait()
 	if b.String() != strings.Repeat("x", 800) {
 		t.Fatalf("%d bytes", len(b.String()))
+	}
+}
+
+func TestAttacker(t *testing.T) {
+	a := NewAttacker(t)
+	a.Untouched(t)
+	req, _ := http.NewRequest(http.MethodPost, a.URL+"/v3/api_keys", strings.NewReader(`{"name":"x"}`))
+	req.Header.Set("Authorization", "Bearer SECRET-VALUE")
+	resp, err := a.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || a.Conns() != 1 || a.Requests() != 1 {
+		t.Fatalf("status %d, %d connections, %d requests", resp.StatusCode, a.Conns(), a.Requests())
+	}
+	if !a.Saw("Bearer SECRET-VALUE") || !a.Saw(`{"name":"x"}`) || !a.Saw("/v3/api_keys") || a.Saw("other") || a.Saw("") {
+		t.Error("Saw does not report what arrived")
+	}
+	// A connection without a request counts too.
+	c, err := tls.Dial("tcp", strings.TrimPrefix(a.URL, "https://"), &tls.Config{InsecureSkipVerify: true})
+	if err == nil {
+		c.Close()
+	}
+	for range 100 {
+		if a.Conns() == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a.Conns() != 2 {
+		t.Errorf("%d connections, want 2", a.Conns())
 	}
 }
