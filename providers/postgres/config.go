@@ -192,7 +192,7 @@ func parseConfig(p providers.Params, address, credentialID string) (config, erro
 				"or verify-ca, and have the operator set %s to the server's CA if the system's roots do not include it", EnvCAFile))
 	default:
 		errs = append(errs, providers.ConfigErrorf(TagSSLMode, p.Get(TagSSLMode),
-			"must be verify-full (the default) or verify-ca (disable only for loopback hosts); require, prefer and allow do not verify the server"))
+			"must be verify-full (the default) or verify-ca (disable only for loopback hosts); prefer and allow may fall back to plain text"))
 	}
 
 	c.format = strings.ToLower(strings.TrimSpace(p.Get(TagFormat)))

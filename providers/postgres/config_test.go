@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,6 +45,7 @@ func TestValidate(t *testing.T) {
 		{name: "IPv6 address", tags: tags("ProviderAddress", "[2001:db8::5]:5432/orders")},
 		{name: "no port", tags: tags("ProviderAddress", "db.example.com/orders")},
 		{name: "verify-full", tags: tags("postgres-sslmode", "verify-full")},
+		{name: "default sslmode", tags: tags("postgres-sslmode", "")},
 		{name: "verify-ca", tags: tags("postgres-sslmode", "VERIFY-CA")},
 		{name: "disable on 127.0.0.1", tags: tags("ProviderAddress", "127.0.0.1:5432/orders", "postgres-sslmode", "disable")},
 		{name: "disable on localhost", tags: tags("ProviderAddress", "localhost/orders", "postgres-sslmode", "disable")},
@@ -81,6 +83,9 @@ func TestValidate(t *testing.T) {
 		{name: "admin secret missing", tags: tags("postgres-admin-secret", ""), wantTags: []string{"postgres-admin-secret"}, wantIn: "missing"},
 		{name: "admin secret holds a password", tags: tags("postgres-admin-secret", "hunter2!x"), wantTags: []string{"postgres-admin-secret"}, wantIn: "never holds"},
 		{name: "sslmode disable on a remote host", tags: tags("postgres-sslmode", "disable"), wantTags: []string{"postgres-sslmode"}, wantIn: "loopback"},
+		{name: "sslmode require", tags: tags("postgres-sslmode", "require"), wantTags: []string{"postgres-sslmode"}, wantIn: "without checking the server's certificate"},
+		{name: "sslmode require on loopback", tags: tags("ProviderAddress", "127.0.0.1/orders", "postgres-sslmode", "Require"),
+			wantTags: []string{"postgres-sslmode"}, wantIn: "KVROTATOR_POSTGRES_CA_FILE"},
 		{name: "sslmode prefer", tags: tags("postgres-sslmode", "prefer"), wantTags: []string{"postgres-sslmode"}, wantIn: "plain text"},
 		{name: "sslmode nonsense", tags: tags("postgres-sslmode", "yes"), wantTags: []string{"postgres-sslmode"}},
 		{name: "unknown format", tags: tags("postgres-format", "jdbc"), wantTags: []string{"postgres-format"}},
@@ -145,4 +150,47 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// References declares everything the tags make the provider reach, normalised as the bindings see it:
+// the server with its port written out, the admin secret, the admin login and both rotated logins.
+func TestReferences(t *testing.T) {
+	p := postgres.New()
+	for _, tc := range []struct {
+		name string
+		tags providers.Params
+		want []providers.Reference
+	}{
+		{"alternating", tags(), []providers.Reference{
+			{Kind: providers.RefServer, Tag: "ProviderAddress", Value: "db.example.com:5432/orders"},
+			{Kind: providers.RefSecret, Tag: "postgres-admin-secret", Value: "orders-db-rotator"},
+			{Kind: providers.RefLogin, Tag: "postgres-admin-user", Value: "rotator"},
+			{Kind: providers.RefLogin, Tag: "postgres-users", Value: "orders_a"},
+			{Kind: providers.RefLogin, Tag: "postgres-users", Value: "orders_b"},
+		}},
+		{"URL, other port, single user", tags("ProviderAddress", "postgresql://db.example.com:6432/orders", "postgres-users", "orders", "CredentialId", ""),
+			[]providers.Reference{
+				{Kind: providers.RefServer, Tag: "ProviderAddress", Value: "db.example.com:6432/orders"},
+				{Kind: providers.RefSecret, Tag: "postgres-admin-secret", Value: "orders-db-rotator"},
+				{Kind: providers.RefLogin, Tag: "postgres-admin-user", Value: "rotator"},
+				{Kind: providers.RefLogin, Tag: "postgres-users", Value: "orders"},
+			}},
+		{"IPv6", tags("ProviderAddress", "[2001:db8::5]/orders"), []providers.Reference{
+			{Kind: providers.RefServer, Tag: "ProviderAddress", Value: "[2001:db8::5]:5432/orders"},
+			{Kind: providers.RefSecret, Tag: "postgres-admin-secret", Value: "orders-db-rotator"},
+			{Kind: providers.RefLogin, Tag: "postgres-admin-user", Value: "rotator"},
+			{Kind: providers.RefLogin, Tag: "postgres-users", Value: "orders_a"},
+			{Kind: providers.RefLogin, Tag: "postgres-users", Value: "orders_b"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := p.Validate(tc.tags); err != nil {
+				t.Fatal(err)
+			}
+			got := p.References(tc.tags)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("References:\n got %v\nwant %v", got, tc.want)
+			}
+		})
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvrotator/kvrotator/internal/pgtest"
 	"github.com/kvrotator/kvrotator/internal/providertest"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/postgres"

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +15,14 @@ import (
 	"github.com/kvrotator/kvrotator/internal/pgtest"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/postgres"
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // One server logs every statement; each subtest has its own roles on it.
 func TestAgainstAServer(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.StartServer(t, &pgtest.Options{Settings: map[string]string{"log_statement": "all"}})
-	p := postgres.New()
+	srv := startServer(t, map[string]string{"log_statement": "all"})
+	p := providerFor(srv)
 	ctx := context.Background()
 
 	t.Run("alternates and never touches the active login", func(t *testing.T) {
@@ -121,13 +123,13 @@ func TestAgainstAServer(t *testing.T) {
 		}
 		u, err := url.Parse(cred.Value.Reveal())
 		if err != nil || u.Scheme != "postgres" || u.User.Username() != l.b || u.Host != srv.Addr ||
-			u.Path != "/"+pgtest.Database || u.Query().Get("sslmode") != "disable" {
-			t.Fatalf("value is not postgres://%s:…@%s/%s?sslmode=disable (err %v)", l.b, srv.Addr, pgtest.Database, err)
+			u.Path != "/"+pgtest.Database || u.Query().Get("sslmode") != "verify-full" {
+			t.Fatalf("value is not postgres://%s:…@%s/%s?sslmode=verify-full (err %v)", l.b, srv.Addr, pgtest.Database, err)
 		}
-		// The application connects with the value as it is.
+		// The application connects with the value as it is (and its own trust in the server's CA).
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		c, err := pgx.Connect(cctx, cred.Value.Reveal())
+		c, err := pgx.Connect(cctx, cred.Value.Reveal()+"&sslrootcert="+url.QueryEscape(srv.CAFile))
 		if err != nil {
 			t.Fatalf("the stored connection string does not connect: %v", err)
 		}
@@ -259,39 +261,54 @@ func TestAgainstAServer(t *testing.T) {
 	})
 
 	t.Run("verify never sends the password in clear text", func(t *testing.T) {
+		t.Parallel()
 		// The login's pg_hba.conf line asks for a cleartext password: verify refuses to send it.
 		l := makeLogins(t, srv, "cleartext")
-		hba := filepath.Join(srv.Dir, "data", "pg_hba.conf")
-		old, err := os.ReadFile(hba)
-		if err != nil {
-			t.Fatal(err)
-		}
-		line := "host all " + l.b + " 127.0.0.1/32 password\n"
-		if err := os.WriteFile(hba, append([]byte(line), old...), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		exec(t, srv, "SELECT pg_reload_conf()")
-		time.Sleep(200 * time.Millisecond) // the postmaster rereads pg_hba.conf asynchronously
+		srv.PrependHBA(t, "hostssl all "+l.b+" 127.0.0.1/32 password")
 		req := l.request(l.a, l.passwordA)
 		cred, err := p.Create(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = p.Verify(ctx, req, cred)
-		if err == nil || !providers.IsPermanent(err) || !strings.Contains(err.Error(), "authentication method") {
-			t.Fatalf("verify against cleartext authentication: %v, want a permanent refusal", err)
+		if !errors.Is(err, postgres.ErrAuthMethod) || !providers.IsPermanent(err) {
+			t.Fatalf("verify against cleartext authentication: %v, want a permanent ErrAuthMethod", err)
 		}
 		clean(t, err, cred.Value.Reveal())
+		if strings.Contains(srv.Log(), `password authentication failed for user "`+l.b+`"`) {
+			t.Fatal("the server checked a password: one was sent")
+		}
+	})
+
+	t.Run("the admin never sends an MD5 digest", func(t *testing.T) {
+		t.Parallel()
+		// The admin's password is stored as an MD5 hash and pg_hba.conf asks for md5: the server
+		// asks for an MD5 digest, and the admin connection refuses before answering.
+		l := makeLogins(t, srv, "md5admin")
+		exec(t, srv, "SET password_encryption = 'md5'; ALTER ROLE "+l.rotator+" PASSWORD '"+l.rotatorPassword+"'")
+		srv.PrependHBA(t, "hostssl all "+l.rotator+" 127.0.0.1/32 md5")
+		before := storedVerifier(t, srv, l.b)
+		_, err := p.Create(ctx, l.request(l.a, l.passwordA))
+		if !errors.Is(err, postgres.ErrAuthMethod) || !providers.IsPermanent(err) {
+			t.Fatalf("create against md5 authentication: %v, want a permanent ErrAuthMethod", err)
+		}
+		clean(t, err, l.initialPasswords...)
+		if storedVerifier(t, srv, l.b) != before {
+			t.Fatal("the inactive login's password changed")
+		}
+		if strings.Contains(srv.Log(), `password authentication failed for user "`+l.rotator+`"`) {
+			t.Fatal("the server checked a digest: one was sent")
+		}
 	})
 }
 
 func TestServerDownIsTransient(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.StartServer(t, nil)
+	srv := startServer(t, nil)
 	l := makeLogins(t, srv, "down")
 	req := l.request(l.a, l.passwordA)
 	srv.Stop()
-	p := postgres.New()
+	p := providerFor(srv)
 	_, err := p.Create(context.Background(), req)
 	if err == nil || providers.IsPermanent(err) {
 		t.Fatalf("create against a stopped server: %v, want transient", err)
@@ -305,63 +322,165 @@ func TestServerDownIsTransient(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.StartServer(t, &pgtest.Options{TLS: true})
+	ca := pgtest.NewCA(t)
+	srv := pgtest.StartServer(t, &pgtest.Options{CA: ca, Settings: map[string]string{"log_connections": "on"}})
+	port := strconv.Itoa(srv.Port)
 	l := makeLogins(t, srv, "tls")
-	p := postgres.New()
+	p := postgres.New(postgres.WithRootCAFile(ca.CertFile))
 	ctx := context.Background()
 
-	// The default sslmode, require, encrypts without checking the certificate.
-	req := l.request(l.a, l.passwordA, "postgres-sslmode", "")
+	// The default (verify-full) and verify-ca, by address and by name, trusting the operator's CA.
+	active, activePassword := l.a, l.passwordA
+	for _, tc := range []struct{ host, mode string }{{"127.0.0.1", ""}, {"localhost", ""}, {"127.0.0.1", "verify-ca"}, {"localhost", "verify-full"}} {
+		req := l.request(active, activePassword, "postgres-sslmode", tc.mode, "ProviderAddress", tc.host+":"+port+"/"+pgtest.Database)
+		cred, err := p.Create(ctx, req)
+		if err != nil {
+			t.Fatalf("%s %q: create: %v", tc.host, tc.mode, err)
+		}
+		if err := p.Verify(ctx, req, cred); err != nil {
+			t.Fatalf("%s %q: verify: %v", tc.host, tc.mode, err)
+		}
+		active, activePassword = cred.CredentialID, cred.Value.Reveal()
+	}
+
+	// A provider that trusts another CA (or only the system's roots) refuses the server before
+	// sending anything: the server never learns which login was meant.
+	for name, other := range map[string]*postgres.Provider{
+		"another CA":          postgres.New(postgres.WithRootCAFile(pgtest.NewCA(t).CertFile)),
+		"the system's roots":  postgres.New(),
+		"verify-ca, other CA": postgres.New(postgres.WithRootCAFile(pgtest.NewCA(t).CertFile)),
+	} {
+		mode := ""
+		if strings.HasPrefix(name, "verify-ca") {
+			mode = "verify-ca"
+		}
+		req := l.request(active, activePassword, "postgres-sslmode", mode)
+		_, err := other.Create(ctx, req)
+		if !errors.Is(err, postgres.ErrUntrustedServer) || !providers.IsPermanent(err) {
+			t.Fatalf("%s: create: %v, want a permanent ErrUntrustedServer", name, err)
+		}
+		if !strings.Contains(err.Error(), postgres.EnvCAFile) {
+			t.Errorf("%s: the error does not tell the operator what to set: %v", name, err)
+		}
+		err = other.Verify(ctx, req, providers.Credential{Value: providers.NewValue(activePassword), CredentialID: active})
+		if !errors.Is(err, postgres.ErrUntrustedServer) || !providers.IsPermanent(err) {
+			t.Fatalf("%s: verify: %v, want a permanent ErrUntrustedServer", name, err)
+		}
+	}
+	if !strings.Contains(srv.Log(), "user="+l.rotator+" database=postgres application_name=kvrotator SSL enabled") {
+		t.Fatal("the trusted logins are not in the server log: the check below proves nothing")
+	}
+	// Only the trusted connections (4 creates as the rotator) reached the login stage.
+	if n := strings.Count(srv.Log(), "connection authorized: user="+l.rotator+" "); n != 4 {
+		t.Fatalf("the server saw %d logins as %s, want the 4 trusted ones", n, l.rotator)
+	}
+
+	// A certificate from the trusted CA for another name: verify-full refuses it, verify-ca takes it.
+	other := pgtest.StartServer(t, &pgtest.Options{CA: ca, CertHosts: []string{"db.example.com"}})
+	lo := makeLogins(t, other, "tlsname")
+	_, err := p.Create(ctx, lo.request(lo.a, lo.passwordA))
+	if !errors.Is(err, postgres.ErrUntrustedServer) || !providers.IsPermanent(err) {
+		t.Fatalf("verify-full, a certificate for another name: %v, want a permanent ErrUntrustedServer", err)
+	}
+	if _, err := p.Create(ctx, lo.request(lo.a, lo.passwordA, "postgres-sslmode", "verify-ca")); err != nil {
+		t.Fatalf("verify-ca, a certificate for another name from the trusted CA: %v", err)
+	}
+
+	// A server without TLS: verify-full refuses it (ErrNoTLS); disable, allowed for loopback, works
+	// and is still SCRAM-only (the cleartext test below).
+	plain := pgtest.StartServer(t, nil)
+	lp := makeLogins(t, plain, "plain")
+	_, err = p.Create(ctx, lp.request(lp.a, lp.passwordA))
+	if !errors.Is(err, postgres.ErrNoTLS) || !providers.IsPermanent(err) {
+		t.Fatalf("verify-full against a server without TLS: %v, want a permanent ErrNoTLS", err)
+	}
+	req := lp.request(lp.a, lp.passwordA, "postgres-sslmode", "disable")
 	cred, err := p.Create(ctx, req)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("disable on loopback: %v", err)
+	}
+	if err := p.Verify(ctx, req, cred); err != nil {
+		t.Fatalf("disable on loopback: verify: %v", err)
+	}
+
+	// The operator's CA file gone: a permanent error naming the setting.
+	_, err = postgres.New(postgres.WithRootCAFile(filepath.Join(t.TempDir(), "missing.pem"))).Create(ctx, l.request(active, activePassword))
+	if err == nil || !providers.IsPermanent(err) || !strings.Contains(err.Error(), postgres.EnvCAFile) {
+		t.Fatalf("a missing CA file: %v, want a permanent error naming %s", err, postgres.EnvCAFile)
+	}
+}
+
+// Without the disable mode's TLS, logins are still SCRAM-only: a loopback server that asks for a
+// cleartext password is refused.
+func TestDisableOnLoopbackIsStillSCRAMOnly(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.StartServer(t, nil)
+	l := makeLogins(t, srv, "plainauth")
+	srv.PrependHBA(t, "host all "+l.rotator+" 127.0.0.1/32 password")
+	before := storedVerifier(t, srv, l.b)
+	_, err := postgres.New().Create(context.Background(), l.request(l.a, l.passwordA, "postgres-sslmode", "disable"))
+	if !errors.Is(err, postgres.ErrAuthMethod) || !providers.IsPermanent(err) {
+		t.Fatalf("create: %v, want a permanent ErrAuthMethod", err)
+	}
+	clean(t, err, l.initialPasswords...)
+	if storedVerifier(t, srv, l.b) != before {
+		t.Fatal("the inactive login's password changed")
+	}
+}
+
+// The registered provider reads the operator's CA from KVROTATOR_POSTGRES_CA_FILE when it is built;
+// without it, libpq's PGSSLROOTCERT still applies (t.Setenv: not parallel).
+func TestCAFromTheEnvironment(t *testing.T) {
+	srv := startServer(t, nil)
+	l := makeLogins(t, srv, "envca")
+	ctx := context.Background()
+
+	t.Setenv(postgres.EnvCAFile, srv.CAFile)
+	set, problems := registry.Build(registry.Env{})
+	if problems[postgres.Name] != nil {
+		t.Fatal(problems[postgres.Name])
+	}
+	p, ok := set.Lookup(postgres.Name)
+	if !ok || p.Shape() != providers.ShapeAlternating {
+		t.Fatal("postgres is not registered as an alternating provider")
+	}
+	if _, isRevoker := p.(providers.Revoker); isRevoker {
+		t.Fatal("postgres has nothing to revoke but implements Revoker")
+	}
+	req := l.request(l.a, l.passwordA)
+	cred, err := p.Create(ctx, req)
+	if err != nil {
+		t.Fatalf("with %s: %v", postgres.EnvCAFile, err)
 	}
 	if err := p.Verify(ctx, req, cred); err != nil {
 		t.Fatal(err)
 	}
 
-	// verify-full against a self-signed certificate the machine does not trust: permanent.
-	_, err = p.Create(ctx, l.request(cred.CredentialID, cred.Value.Reveal(), "postgres-sslmode", "verify-full"))
-	if err == nil || !providers.IsPermanent(err) || !strings.Contains(err.Error(), "not trusted") {
-		t.Fatalf("verify-full with an untrusted certificate: %v, want permanent", err)
-	}
-
-	// require against a server without TLS: permanent.
-	plain := pgtest.StartServer(t, nil)
-	lp := makeLogins(t, plain, "plain")
-	_, err = p.Create(ctx, lp.request(lp.a, lp.passwordA, "postgres-sslmode", "require"))
-	if err == nil || !providers.IsPermanent(err) || !strings.Contains(err.Error(), "does not offer TLS") {
-		t.Fatalf("require against a server without TLS: %v, want permanent", err)
-	}
-}
-
-// PGSSLROOTCERT makes verify-full trust a private CA (t.Setenv: not parallel).
-func TestVerifyFullWithPrivateCA(t *testing.T) {
-	srv := pgtest.StartServer(t, &pgtest.Options{TLS: true})
-	t.Setenv("PGSSLROOTCERT", srv.RootCertFile)
-	l := makeLogins(t, srv, "ca")
-	p := postgres.New()
-	for _, host := range []string{"127.0.0.1", "localhost"} {
-		req := l.request(l.a, l.passwordA, "postgres-sslmode", "verify-full",
-			"ProviderAddress", host+":"+strings.Split(srv.Addr, ":")[1]+"/"+pgtest.Database)
-		cred, err := p.Create(context.Background(), req)
-		if err != nil {
-			t.Fatalf("%s: %v", host, err)
-		}
-		if err := p.Verify(context.Background(), req, cred); err != nil {
-			t.Fatalf("%s: %v", host, err)
+	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.pem"), writeFile(t, "not a certificate")} {
+		t.Setenv(postgres.EnvCAFile, bad)
+		_, problems = registry.Build(registry.Env{})
+		if err := problems[postgres.Name]; err == nil || !strings.Contains(err.Error(), postgres.EnvCAFile) {
+			t.Fatalf("%s=%s: %v, want a build error naming the setting", postgres.EnvCAFile, bad, err)
 		}
 	}
-}
 
-func TestRevokeHasNothingToDo(t *testing.T) {
-	if err := postgres.New().Revoke(context.Background(), providers.Request{}, "orders_a"); err != nil {
+	t.Setenv(postgres.EnvCAFile, "")
+	t.Setenv("PGSSLROOTCERT", srv.CAFile)
+	p2, err := postgres.FromEnv(os.Getenv)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if postgres.New().Shape() != providers.ShapeAlternating {
-		t.Fatal("not the alternating shape")
+	req = l.request(cred.CredentialID, cred.Value.Reveal())
+	if _, err := p2.Create(ctx, req); err != nil {
+		t.Fatalf("with PGSSLROOTCERT: %v", err)
 	}
-	if p, ok := providers.Lookup("postgres"); !ok || p.Shape() != providers.ShapeAlternating {
-		t.Fatal("not registered as postgres")
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "file.pem")
+	if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	return f
 }

@@ -14,7 +14,8 @@
 //   - Verify: GET /v3/scopes with the new key (any key may read its own scopes). A 401 right after
 //     creation is propagation: transient, and the engine checks again.
 //   - Revoke: DELETE /v3/api_keys/{id}; 404 means already gone: success. The key the latest version
-//     holds is never deleted.
+//     holds (by kvrotator's record or by its "SG.<id>.…" value) is never deleted, nor a key the
+//     replaced version's value does not embed, nor the admin key.
 //
 // Statuses: 408, 429 and 5xx, timeouts and connection errors are transient (Error.RetryAfter exposes
 // Retry-After or X-RateLimit-Reset); 400, 401 (admin key), 403 and the other 4xx, a redirect, and a
@@ -29,7 +30,11 @@
 //   - sendgrid-scopes: comma-separated scopes, used only when the current key's scopes cannot be read
 //     (no CredentialId, or that key is gone).
 //   - sendgrid-on-behalf-of: a subuser's username (or "account-id <id>"); the admin calls act for it.
-//   - CredentialId (the engine's tag): the api_key_id of the key the current version holds.
+//   - CredentialId (the engine's tag): the api_key_id of the key the current version holds; when the
+//     value is "SG.<id>.…", it must be that id.
+//
+// The admin secret, any API URL but SendGrid's own, and the subuser are references (References): the
+// engine checks them against the operator's bindings before anything is read or sent.
 package sendgrid
 
 import (

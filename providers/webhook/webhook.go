@@ -13,8 +13,10 @@
 //   - POST {base}/verify {"action":"verify","idempotencyKey","vault","secret","credentialId","value"}
 //     → 200 {"valid":true}. {"valid":false} means "not working yet": kvrotator checks again until its
 //     verify timeout (propagation).
-//   - POST {base}/revoke {"action":"revoke","vault","secret","credentialId"} → 200, 202 or 204; 404 and
-//     410 (already gone) count as success.
+//   - POST {base}/revoke {"action":"revoke","vault","secret","credentialId","retiredSha256"?,
+//     "currentSha256"} → 200, 202 or 204; 404 and 410 (already gone) count as success. The digests are
+//     the hex SHA-256 of the replaced and of the latest version's values: the service refuses (409) a
+//     credential whose value is not the retired one, or is the current one.
 //
 // Every request carries Content-Type: application/json, X-Kvrotator-Timestamp (unix seconds) and
 // X-Kvrotator-Signature: sha256=<hex HMAC-SHA256(key, timestamp + "." + body)>; create and verify also
@@ -35,6 +37,9 @@
 //   - webhook-signing-secret (required): the NAME of another secret in the same vault whose value is
 //     the HMAC key (at least 16 bytes). The key itself never appears in tags, logs or errors.
 //   - webhook-timeout-seconds: the per-call timeout, 1 to 60; default 10.
+//
+// The base URL and the signing secret are references (References): the engine checks both against the
+// operator's bindings before anything is read or sent.
 //
 // A secret rotated every 30 days by an in-house token service carries these tags:
 //
