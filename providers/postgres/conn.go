@@ -31,7 +31,7 @@ func connect(ctx context.Context, c config, caFile, user, password string) (*pgx
 	}
 	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		// Reading the CA file is the one thing that fails here; the dsn holds no user, no password.
+		// An unreadable CA file (or a bad libpq environment variable); the dsn holds no user, no password.
 		return nil, &setupError{err}
 	}
 	cc.User, cc.Password = user, password

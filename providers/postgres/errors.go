@@ -54,10 +54,13 @@ func (e *Error) Error() string {
 
 // Unwrap returns the refusal, when kvrotator refused the server, and the cause.
 func (e *Error) Unwrap() []error {
-	if e.Refusal != nil {
-		return []error{e.Refusal, e.Err}
+	var errs []error
+	for _, err := range []error{e.Refusal, e.Err} {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return []error{e.Err}
+	return errs
 }
 
 // SQLSTATE classes and codes (PostgreSQL documentation, appendix A) that a retry can fix: the
