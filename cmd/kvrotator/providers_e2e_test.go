@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +32,7 @@ func TestProvidersThroughTheHandler(t *testing.T) {
 		t.Skip("end to end: builds and runs the binary")
 	}
 	bin := buildBinary(t)
-	pg := pgtest.StartServer(t, nil)
+	pg := pgtest.StartServer(t, &pgtest.Options{TLS: true}) // verify-full against the test CA
 	sg := sendgridtest.NewServer()
 	t.Cleanup(sg.Close)
 
@@ -87,7 +91,6 @@ func TestProvidersThroughTheHandler(t *testing.T) {
 	pgVersion := seed("orders-db", "e2e-initial-orders-a", map[string]string{
 		"rotation-provider": "postgres", "ProviderAddress": pg.Addr + "/" + pgtest.Database, "postgres-users": "orders_a,orders_b",
 		"CredentialId": "orders_a", "postgres-admin-user": "orders_rotator", "postgres-admin-secret": "orders-db-admin",
-		"postgres-sslmode": "disable",
 	}, 5*24*time.Hour)
 	pgWorks := func(when string) {
 		t.Helper()
@@ -115,9 +118,30 @@ func TestProvidersThroughTheHandler(t *testing.T) {
 		}
 	}
 
+	// A person with tag rights on one secret only: their secret names the database admin's password as
+	// its "SendGrid admin key", their own server as the API, and forges an interrupted rotation.
+	attacker := newConnCounter(t)
+	seed("team-b-key", "team-b-initial", map[string]string{
+		"rotation-provider": "sendgrid", "sendgrid-admin-secret": "orders-db-admin", "sendgrid-api-url": "https://" + attacker.addr,
+		"sendgrid-scopes": "mail.send", "rotation-state": "started=1;revoke=" + appKey.ID + "@1",
+	}, 5*24*time.Hour)
+
+	// The operator's bindings, as a file deployed with the app (KVROTATOR_BINDINGS=<path>): the
+	// database secret may reach this server, these logins and the admin password; the mail key this
+	// SendGrid admin key at this URL. Nothing is bound for team-b-key.
+	dir := t.TempDir()
+	binds := filepath.Join(dir, "bindings.json")
+	if err := os.WriteFile(binds, fmt.Appendf(nil, `{"bindings": [
+		{"name": "orders-db", "secrets": ["prov-vault/orders-db"], "provider": "postgres",
+		 "allow": {"server": [%q], "login": ["orders_a", "orders_b", "orders_rotator"], "secret": ["orders-db-admin"]}},
+		{"name": "mail", "secrets": ["prov-vault/mail-*"], "provider": "sendgrid",
+		 "allow": {"secret": ["sendgrid-admin"], "url": [%q]}}]}`, pg.Addr+"/"+pgtest.Database, sg.URL), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	env := append(cleanEnv(os.Environ()), "KVROTATOR_VAULTS=prov-vault="+srv.VaultAddrURL("prov-vault"),
 		"IDENTITY_ENDPOINT="+srv.IdentityEndpoint(), "IDENTITY_HEADER="+srv.IdentityHeader(), "SSL_CERT_FILE="+ca,
-		"KVROTATOR_VERIFY_TIMEOUT_SECONDS=20")
+		"KVROTATOR_VERIFY_TIMEOUT_SECONDS=20", "KVROTATOR_BINDINGS="+binds, "KVROTATOR_POSTGRES_CA_FILE="+pg.CAFile,
+		"KVROTATOR_JOURNAL_DIR="+filepath.Join(dir, "journal"))
 	host, err := hostsim.Start(ctx, hostsim.Options{Binary: bin, Env: env})
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +154,15 @@ func TestProvidersThroughTheHandler(t *testing.T) {
 			t.Fatalf("%s: %v %s\nhandler:\n%s", function, err, r.Body, host.Output())
 		}
 		return r
+	}
+
+	// 0. The attacker's secret: the event is acknowledged as a permanent failure naming the unbound
+	// tags, nothing is contacted, nothing written.
+	teamB, _, _ := latest("team-b-key")
+	r0 := invoke("KeyVaultEvents", eventEnvelopeFor("prov-vault", "team-b-key", teamB))
+	logs0 := strings.Join(r0.Envelope.Logs, " ")
+	if !strings.Contains(logs0, "sendgrid-admin-secret") || !strings.Contains(logs0, "not bound") || !strings.Contains(logs0, "permanent") {
+		t.Fatalf("attacker's event: %v", r0.Envelope.Logs)
 	}
 
 	// 1. Event Grid: SecretNearExpiry for each.
@@ -182,10 +215,85 @@ func TestProvidersThroughTheHandler(t *testing.T) {
 		_, _, tags := latest("mail-key")
 		t.Fatalf("%d kvrotator keys live at SendGrid, want exactly the current one: %+v state %q logs %v", live, sg.Keys(), tags["rotation-state"], r.Envelope.Logs)
 	}
+	if v, _, _ := latest("team-b-key"); v != teamB {
+		t.Fatal("the attacker's secret was rotated")
+	}
+	if n := attacker.count(); n != 0 {
+		t.Fatalf("the attacker's server got %d connections", n)
+	}
 	out := host.Output()
 	for _, v := range []string{"e2e-initial-orders", "e2e-rotator-password", adminKey.Value, appKey.Value} {
 		if strings.Contains(out, v) {
 			t.Fatal("a secret value appears in the handler's logs")
 		}
 	}
+	if !strings.Contains(out, "not bound") {
+		t.Fatal("the handler's log does not name the unbound reference")
+	}
+
+	// 4. The on-premises runner (kvrotator plan / sweep, same binary, same settings) honours the same
+	// bindings: the plan names the unbound tags, the sweep leaves the attacker's secret alone and exits 1.
+	runner := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		b, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return string(b), cmd.ProcessState.ExitCode()
+	}
+	_ = host.Stop() // one runner at a time on the journal directory
+	plan, code := runner("plan")
+	if code != 1 || !strings.Contains(plan, "team-b-key") || !strings.Contains(plan, "not bound") {
+		t.Fatalf("plan (exit %d):\n%s", code, plan)
+	}
+	sweep, code := runner("sweep")
+	if code != 1 || attacker.count() != 0 {
+		t.Fatalf("sweep (exit %d, attacker connections %d):\n%s", code, attacker.count(), sweep)
+	}
+	if v, _, _ := latest("team-b-key"); v != teamB {
+		t.Fatal("the runner rotated the attacker's secret")
+	}
+	for _, v := range []string{"e2e-initial-orders", "e2e-rotator-password", adminKey.Value, appKey.Value} {
+		if strings.Contains(plan+sweep, v) {
+			t.Fatal("a secret value appears in the runner's output")
+		}
+	}
+}
+
+// connCounter is a TCP listener that counts the connections it gets and closes them at once: an
+// attacker's server, which must never be contacted.
+type connCounter struct {
+	addr string
+	mu   sync.Mutex
+	n    int
+}
+
+func newConnCounter(t *testing.T) *connCounter {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	c := &connCounter{addr: ln.Addr().String()}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			c.n++
+			c.mu.Unlock()
+			_ = conn.Close()
+		}
+	}()
+	return c
+}
+
+func (c *connCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/kvrotator/kvrotator/emulator"
 	"github.com/kvrotator/kvrotator/internal/azuritetest"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
+	"github.com/kvrotator/kvrotator/lock"
 	"github.com/kvrotator/kvrotator/providers/webhook/webhooktest"
 	"github.com/kvrotator/kvrotator/rotation"
 )
@@ -47,6 +48,7 @@ type safety struct {
 	hosts   []*hostsim.Host
 	initial string // the initial credential's value
 	version string // the version the near-expiry event is about
+	binds   string // the operator's bindings file
 }
 
 func startSafety(t *testing.T, extraTags map[string]string) *safety {
@@ -59,6 +61,13 @@ func startSafety(t *testing.T, extraTags map[string]string) *safety {
 	t.Cleanup(s.svc.Close)
 	dir := t.TempDir()
 	s.caFile = filepath.Join(dir, "ca.pem")
+	// The operator's bindings, as a file deployed with the app: this secret may call this service and
+	// read this signing key, nothing else.
+	s.binds = filepath.Join(dir, "bindings.json")
+	if err := os.WriteFile(s.binds, fmt.Appendf(nil, `{"bindings": [{"name": "svc", "secrets": [%q], "provider": "webhook",
+		"allow": {"url": [%q], "secret": [%q]}}]}`, safeVault+"/"+safeSecret, s.svc.URL, signingName), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var err error
 	s.srv, err = emulator.New(emulator.Config{Addr: "127.0.0.1:0", CACertFile: s.caFile, DisableLimits: true,
 		Vaults: []emulator.VaultConfig{{Name: safeVault, Addr: "127.0.0.1:0"}}, Topics: []emulator.TopicConfig{{Name: "outcomes"}}})
@@ -107,7 +116,7 @@ func (s *safety) instance(extraEnv ...string) *hostsim.Host {
 		"IDENTITY_ENDPOINT="+s.srv.IdentityEndpoint(), "IDENTITY_HEADER="+s.srv.IdentityHeader(),
 		"SSL_CERT_FILE="+s.caFile, "AzureWebJobsStorage="+s.storage, "KVROTATOR_LOG_LEVEL=debug",
 		"KVROTATOR_VERIFY_TIMEOUT_SECONDS=3", "KVROTATOR_LEASE_SECONDS=15",
-		"KVROTATOR_EVENT_TOPIC_ENDPOINT="+s.srv.TopicEndpoint("outcomes"))
+		"KVROTATOR_EVENT_TOPIC_ENDPOINT="+s.srv.TopicEndpoint("outcomes"), "KVROTATOR_BINDINGS="+s.binds)
 	env = append(env, extraEnv...)
 	h, err := hostsim.Start(context.Background(), hostsim.Options{Binary: s.bin, Env: env})
 	if err != nil {
@@ -194,22 +203,34 @@ func (s *safety) converged(wantVersions int, previousMayLive bool) {
 		if !previousMayLive {
 			s.t.Fatalf("credential %s is still live at the provider", id)
 		}
-		st, err := rotation.ParseState(tags["rotation-state"])
-		if err != nil {
-			s.t.Fatal(err)
-		}
+		st := s.state()
 		pending := false
 		for _, p := range st.Pending {
 			pending = pending || p.CredentialID == id
 		}
 		if !pending {
-			s.t.Fatalf("credential %s is live but neither current nor pending revocation: an orphan (state %q)", id, tags["rotation-state"])
+			s.t.Fatalf("credential %s is live but neither current nor pending revocation in the journal: an orphan (%+v)", id, st)
 		}
 	}
 	if n := s.versions(); n != wantVersions {
 		s.t.Fatalf("%d versions, want %d", n, wantVersions)
 	}
 	s.assertNoValueInLogs()
+}
+
+// state is kvrotator's journal entry for the secret, read from the shared storage account as the
+// instances keep it (never from tags).
+func (s *safety) state() rotation.State {
+	s.t.Helper()
+	c, err := azblob.NewClientFromConnectionString(s.storage, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	st, err := lock.NewBlobJournal(c, "").Load(context.Background(), safeVault, safeSecret)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return st
 }
 
 func (s *safety) assertNoValueInLogs() {
@@ -364,9 +385,11 @@ func TestCrashAfterEachStep(t *testing.T) {
 		if !strings.Contains(logs, "revoked") {
 			t.Fatalf("second sweep never revoked: %s", logs)
 		}
-		_, _, tags := s.latest()
-		if st, _ := rotation.ParseState(tags["rotation-state"]); len(st.Pending) != 0 || st.Revoked.IsZero() {
-			t.Fatalf("revocation not recorded: %q", tags["rotation-state"])
+		if st := s.state(); len(st.Pending) != 0 || st.Revoked.IsZero() {
+			t.Fatalf("revocation not recorded in the journal: %+v", st)
+		}
+		if _, _, tags := s.latest(); strings.Contains(tags["rotation-state"], "revoke=") {
+			t.Fatalf("the mirror tag still shows a pending revocation: %q", tags["rotation-state"])
 		}
 		// The revocation reached the outcome topic as a Revoked event.
 		found := false
