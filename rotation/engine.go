@@ -239,7 +239,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	// Mark the attempt in the journal before the provider creates anything: if this run dies, the
 	// sweep finds the mark and finishes the rotation with the same idempotency key.
 	st = st.For(cur.Version)
-	st.Attempted, st.Started, st.Writing = cur.Version, now.UTC().Truncate(time.Second), ""
+	st.Attempted, st.AttemptedCreated, st.Started, st.Writing = cur.Version, cur.Created.UTC(), now.UTC().Truncate(time.Second), ""
 	if err := e.cfg.Journal.Save(ctx, v.Name(), req.Secret, st); err != nil {
 		return with(o, failed(fmt.Errorf("mark the rotation as started in the journal: %w", err)))
 	}
@@ -325,8 +325,8 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 // write and the journal's): the latest version was created after that attempt started, replacing the
 // attempted version.
 func heal(st State, latest SecretProperties) State {
-	if st.Writing == "" || st.Attempted == "" || strings.EqualFold(st.Attempted, latest.Version) || strings.EqualFold(st.Version, latest.Version) ||
-		latest.Created.Before(st.Started) {
+	if latest.Version == "" || st.Writing == "" || st.Attempted == "" || strings.EqualFold(st.Attempted, latest.Version) ||
+		strings.EqualFold(st.Version, latest.Version) || latest.Created.Before(st.Started) {
 		return st
 	}
 	return State{Version: latest.Version, CredentialID: st.Writing, From: st.Attempted, At: latest.Created.UTC().Truncate(time.Second),

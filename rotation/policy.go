@@ -98,6 +98,9 @@ type State struct {
 	Revoked time.Time `json:"revoked,omitzero"` // when the last revocation was done
 	// Attempted is the version the marks below are about: they count only while it is the latest.
 	Attempted string `json:"attempted,omitempty"`
+	// AttemptedCreated is when Attempted was created: Key Vault's list pages carry no version ids, so
+	// the sweep recognises the attempted version by its creation time.
+	AttemptedCreated time.Time `json:"attemptedCreated,omitzero"`
 	// Started is set just before a rotation of Attempted asks the provider for a new credential: if
 	// that rotation dies, the sweep finishes it (same idempotency key, so the provider hands back what
 	// it created instead of a second credential).
@@ -122,10 +125,19 @@ type Pending struct {
 // For returns st as it applies to latest version `version`: the attempt marks (Started, Writing, Fails)
 // count only while the version they are about is the latest.
 func (st State) For(version string) State {
-	if !strings.EqualFold(st.Attempted, version) {
-		st.Attempted, st.Started, st.Writing, st.Fails, st.FailedAt = "", time.Time{}, "", 0, time.Time{}
+	if version == "" || !strings.EqualFold(st.Attempted, version) {
+		st.Attempted, st.AttemptedCreated, st.Started, st.Writing, st.Fails, st.FailedAt = "", time.Time{}, time.Time{}, "", 0, time.Time{}
 	}
 	return st
+}
+
+// ForLatest is For for the latest version's properties as a list page gives them: without a version
+// id (Key Vault's list items have none), the attempted version is recognised by its creation time.
+func (st State) ForLatest(p SecretProperties) State {
+	if p.Version == "" && st.Attempted != "" && !st.AttemptedCreated.IsZero() && p.Created.Unix() == st.AttemptedCreated.Unix() {
+		return st
+	}
+	return st.For(p.Version)
 }
 
 // ParseState reads the rotation-state mirror tag ("" is the zero State). The engine never uses it:

@@ -76,7 +76,7 @@ func (e *Engine) Status(ctx context.Context, at time.Time) StatusReport {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("vault %s: journal: %v", v.Name(), err))
 		}
 		err = v.List(ctx, func(p SecretProperties) error {
-			rep.Secrets = append(rep.Secrets, e.describe(p, heal(states[strings.ToLower(p.Name)], p).For(p.Version), at))
+			rep.Secrets = append(rep.Secrets, e.describe(p, heal(states[strings.ToLower(p.Name)], p).ForLatest(p), at))
 			return nil
 		})
 		if err != nil {

@@ -73,7 +73,7 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 				}
 				return nil
 			}
-			st := states[strings.ToLower(p.Name)].For(p.Version)
+			st := states[strings.ToLower(p.Name)].ForLatest(p)
 			due, why := e.due(p, now)
 			resume := !due && !st.Started.IsZero() && !now.Before(st.Started.Add(e.cfg.ResumeAfter))
 			if (due || resume) && st.Fails > 0 {

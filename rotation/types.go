@@ -49,7 +49,7 @@ type Vault interface {
 	// Get returns a version with its value; version "" is the latest.
 	Get(ctx context.Context, name, version string) (Secret, error)
 	// List calls fn with the latest version's properties of every secret, one list page at a time
-	// (25 per page, no per-secret GET).
+	// (25 per page, no per-secret GET). Version may be empty: Key Vault's list items carry none.
 	List(ctx context.Context, fn func(SecretProperties) error) error
 	// Set writes a new version and returns its properties.
 	Set(ctx context.Context, name string, v NewVersion) (SecretProperties, error)

@@ -26,6 +26,8 @@ import (
 
 	"github.com/kvrotator/kvrotator/emulator"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
+	"github.com/kvrotator/kvrotator/journal"
+	"github.com/kvrotator/kvrotator/rotation"
 )
 
 // The status page's colours the screenshot check looks for (handler/status.html): solid badge
@@ -129,9 +131,9 @@ func TestStatusPageInChromium(t *testing.T) {
 
 	var values []string // every value written or read; none may reach the page
 	now := time.Now()
-	unix := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
 	const day = 24 * time.Hour
-	seed := func(vault, name string, expIn time.Duration, tags map[string]string) {
+	created := map[string]time.Time{}
+	seed := func(vault, name string, expIn time.Duration, tags map[string]string) string {
 		t.Helper()
 		value := fmt.Sprintf("statuspage-value-%s-%d", name, time.Now().UnixNano())
 		values = append(values, value)
@@ -140,17 +142,37 @@ func TestStatusPageInChromium(t *testing.T) {
 			tt[k] = to(v)
 		}
 		exp := now.Add(expIn)
-		if _, err := clients[vault].SetSecret(context.Background(), name, azsecrets.SetSecretParameters{Value: &value, Tags: tt,
-			SecretAttributes: &azsecrets.SecretAttributes{Expires: &exp}}, nil); err != nil {
+		r, err := clients[vault].SetSecret(context.Background(), name, azsecrets.SetSecretParameters{Value: &value, Tags: tt,
+			SecretAttributes: &azsecrets.SecretAttributes{Expires: &exp}}, nil)
+		if err != nil {
 			t.Fatalf("seed %s/%s: %v", vault, name, err)
 		}
+		created[name] = *r.Attributes.Created
+		return r.ID.Version()
 	}
 	random := map[string]string{"rotation-provider": "random"}
 	seed("status-vault", "expired-token", -5*day, random)
-	seed("status-vault", "failing-key", 12*day, map[string]string{"rotation-provider": "random",
-		"rotation-state": "at=" + unix(-78*day) + ";by=timer;fails=3@" + unix(-2*time.Hour)})
-	seed("status-vault", "db-password", 75*day, map[string]string{"rotation-provider": "random", "ValidityPeriodDays": "90",
-		"rotation-state": "at=" + unix(-15*day) + ";by=event;revoke=old-cred-1@" + unix(day)})
+	// kvrotator's own state is in its journal (here the on-premises file journal), never in tags.
+	failing := seed("status-vault", "failing-key", 12*day, map[string]string{"rotation-provider": "random"})
+	dbpw := seed("status-vault", "db-password", 75*day, map[string]string{"rotation-provider": "random", "ValidityPeriodDays": "90"})
+	journalDir := filepath.Join(t.TempDir(), "journal")
+	jf, err := journal.OpenFile(journalDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(d time.Duration) time.Time { return now.Add(d).UTC().Truncate(time.Second) }
+	for name, st := range map[string]rotation.State{
+		"failing-key": {Version: failing, At: at(-78 * day), By: rotation.TriggerTimer, Attempted: failing, AttemptedCreated: created["failing-key"], Fails: 3, FailedAt: at(-2 * time.Hour)},
+		"db-password": {Version: dbpw, At: at(-15 * day), By: rotation.TriggerEvent,
+			Pending: []rotation.Pending{{CredentialID: "old-cred-1", Version: "0123456789abcdef", Due: at(day)}}},
+	} {
+		if err := jf.Save(context.Background(), "status-vault", name, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := jf.Close(); err != nil {
+		t.Fatal(err)
+	}
 	seed("status-vault", "broken", 60*day, map[string]string{"rotation-provider": "random", "random-length": "8"})
 	seed("status-vault", "legacy", 45*day, nil)
 	seed("status-vault", "rotated-key", 3*day, random) // rotated below, through RotateSecret
@@ -159,7 +181,8 @@ func TestStatusPageInChromium(t *testing.T) {
 
 	env := append(cleanEnv(os.Environ()),
 		"KVROTATOR_VAULTS=status-vault="+srv.VaultAddrURL("status-vault")+",backup-vault="+srv.VaultAddrURL("backup-vault"),
-		"IDENTITY_ENDPOINT="+srv.IdentityEndpoint(), "IDENTITY_HEADER="+srv.IdentityHeader(), "SSL_CERT_FILE="+ca)
+		"IDENTITY_ENDPOINT="+srv.IdentityEndpoint(), "IDENTITY_HEADER="+srv.IdentityHeader(), "SSL_CERT_FILE="+ca,
+		"KVROTATOR_JOURNAL_DIR="+journalDir)
 	host, err := hostsim.Start(context.Background(), hostsim.Options{Binary: bin, Env: env})
 	if err != nil {
 		t.Fatal(err)

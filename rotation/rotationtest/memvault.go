@@ -27,6 +27,9 @@ type MemVault struct {
 	// Sets and Lists count calls.
 	Sets  int
 	Lists int
+	// created numbers the versions: version n was created n seconds after the Unix epoch + 1e9, so
+	// creation times are distinct and ordered, as Key Vault's are at one-second resolution.
+	created int64
 }
 
 // NewMemVault returns an empty vault with that name.
@@ -52,8 +55,11 @@ func (v *MemVault) putLocked(name string, value providers.Value, tags map[string
 	for k, val := range tags {
 		t[k] = val
 	}
+	v.created++
+	at := time.Unix(1e9+v.created, 0).UTC()
 	v.secrets[name] = append(v.secrets[name], rotation.Secret{
-		SecretProperties: rotation.SecretProperties{Vault: v.name, Name: name, Version: ver, Enabled: true, Expires: exp, Tags: t, ContentType: ct},
+		SecretProperties: rotation.SecretProperties{Vault: v.name, Name: name, Version: ver, Enabled: true, Expires: exp, Tags: t, ContentType: ct,
+			Created: at, Updated: at},
 		Value:            value,
 	})
 	return ver
@@ -91,6 +97,7 @@ func (v *MemVault) List(_ context.Context, fn func(rotation.SecretProperties) er
 	for _, n := range names {
 		vs := v.secrets[n]
 		p := vs[len(vs)-1].SecretProperties
+		p.Version = "" // Key Vault's list items name the secret, not its latest version
 		props = append(props, p)
 	}
 	v.mu.Unlock()
