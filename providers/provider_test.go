@@ -64,4 +64,3 @@ func TestClassification(t *testing.T) {
 		t.Fatal("Permanent must unwrap")
 	}
 }
-

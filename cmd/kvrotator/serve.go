@@ -11,9 +11,9 @@ import (
 	"github.com/kvrotator/kvrotator/bindings"
 	"github.com/kvrotator/kvrotator/config"
 	"github.com/kvrotator/kvrotator/handler"
+	"github.com/kvrotator/kvrotator/journal"
 	"github.com/kvrotator/kvrotator/keyvault"
 	"github.com/kvrotator/kvrotator/lock"
-	"github.com/kvrotator/kvrotator/journal"
 	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/rotation"
 

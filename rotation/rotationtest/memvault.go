@@ -60,7 +60,7 @@ func (v *MemVault) putLocked(name string, value providers.Value, tags map[string
 	v.secrets[name] = append(v.secrets[name], rotation.Secret{
 		SecretProperties: rotation.SecretProperties{Vault: v.name, Name: name, Version: ver, Enabled: true, Expires: exp, Tags: t, ContentType: ct,
 			Created: at, Updated: at},
-		Value:            value,
+		Value: value,
 	})
 	return ver
 }
