@@ -293,6 +293,10 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	}
 	tags, err := withTags(cur.Tags, map[string]string{TagCredentialID: credID, TagState: next.Mirror()})
 	if err != nil {
+		// No room for the mirror (15 tags): it is for people only, the journal holds the state.
+		tags, err = withTags(cur.Tags, map[string]string{TagCredentialID: credID, TagState: ""})
+	}
+	if err != nil {
 		return fail(err)
 	}
 	if ctx.Err() != nil {

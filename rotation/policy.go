@@ -278,8 +278,8 @@ func withTags(tags map[string]string, set map[string]string) (map[string]string,
 		}
 	}
 	if len(out) > maxTags {
-		return nil, providers.ConfigErrorf(TagState, "",
-			"the secret would carry %d tags; Key Vault allows %d and kvrotator needs room for %s and %s", len(out), maxTags, TagCredentialID, TagState)
+		return nil, providers.ConfigErrorf(TagCredentialID, "",
+			"the secret would carry %d tags; Key Vault allows %d and kvrotator needs room for %s (and, for people, %s)", len(out), maxTags, TagCredentialID, TagState)
 	}
 	return out, nil
 }

@@ -253,3 +253,26 @@ func TestStateSurvivesTagDeletionAndNeverOverflowsTheTag(t *testing.T) {
 		t.Fatalf("revoked %d, pending %d", len(f.prov.revoked), len(f.state("s").Pending))
 	}
 }
+
+// TestFullTagSetDropsOnlyTheMirror: with all 15 tags used by the owner (CredentialId among them), there
+// is no room for the rotation-state mirror; the rotation succeeds without it (the journal has the
+// state) instead of failing on Key Vault's tag limit.
+func TestFullTagSetDropsOnlyTheMirror(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	tags := managedTags()
+	for i := len(tags); i < 15; i++ {
+		tags[fmt.Sprintf("owner-tag-%d", i)] = "x"
+	}
+	v1 := f.seed("s", 10*day, tags)
+	o := f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1})
+	if o.Kind != rotation.KindRotated {
+		t.Fatalf("%+v", o)
+	}
+	latest := f.vault.Versions("s")[1]
+	if len(latest.Tags) != 15 || latest.Tags["CredentialId"] != "cred-1" || latest.Tags["rotation-state"] != "" {
+		t.Fatalf("tags of the new version: %v", latest.Tags)
+	}
+	if st := f.state("s"); len(st.Pending) != 1 || st.Pending[0].CredentialID != "cred-0" {
+		t.Fatalf("journal: %+v", st)
+	}
+}
