@@ -198,6 +198,8 @@ type UnboundError struct {
 	Ref                     providers.Reference
 	Source                  string // where the bindings come from
 	Covering                []string
+	// None says no bindings are configured at all.
+	None bool
 }
 
 func (e *UnboundError) Error() string { return e.config().Error() }
@@ -207,10 +209,14 @@ func (e *UnboundError) Unwrap() error { return e.config() }
 
 func (e *UnboundError) config() *providers.ConfigError {
 	var why string
-	if len(e.Covering) == 0 {
+	switch {
+	case e.None:
+		why = fmt.Sprintf("not bound: no bindings are configured (%s is empty), so secret %s/%s may not make provider %s reach %s %q; the operator adds a binding whose allow.%s lists it",
+			e.Source, e.Vault, e.Secret, e.Provider, e.Ref.Kind, e.Ref.Value, e.Ref.Kind)
+	case len(e.Covering) == 0:
 		why = fmt.Sprintf("not bound: no binding in %s covers secret %s/%s with provider %s; the operator adds one whose allow.%s lists it",
 			e.Source, e.Vault, e.Secret, e.Provider, e.Ref.Kind)
-	} else {
+	default:
 		why = fmt.Sprintf("not bound: the bindings covering secret %s/%s (%s) do not allow %s %q; the operator adds it to allow.%s in %s",
 			e.Vault, e.Secret, strings.Join(e.Covering, ", "), e.Ref.Kind, e.Ref.Value, e.Ref.Kind, e.Source)
 	}
@@ -249,6 +255,7 @@ func (p *Policy) Check(vault, secret, provider string, refs []providers.Referenc
 			if p != nil && p.Source != "" {
 				e.Source = p.Source
 			}
+			e.None = p == nil || len(p.Bindings) == 0
 			for _, b := range covering {
 				e.Covering = append(e.Covering, b.Name)
 			}

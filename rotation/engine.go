@@ -493,7 +493,8 @@ func (e *Engine) publish(ctx context.Context, o Outcome) {
 
 // failed classifies err once: configuration and permanent errors are permanent, the rest transient.
 func failed(err error) Outcome {
-	o := Outcome{Kind: KindFailed, Class: ClassTransient, Reason: err.Error(), Err: err}
+	// One line: several joined errors (every unbound tag) read "a; b".
+	o := Outcome{Kind: KindFailed, Class: ClassTransient, Reason: strings.ReplaceAll(err.Error(), "\n", "; "), Err: err}
 	if providers.IsPermanent(err) || errors.Is(err, ErrNotFound) {
 		o.Class = ClassPermanent
 	}

@@ -47,6 +47,12 @@ func demoSecrets() []demoSecret {
 			"healthy: not due; the HTTP dry run only plans"},
 		{"legacy-password", nil, 5 * 24 * time.Hour, false,
 			"unmanaged: no rotation-provider tag, never touched"},
+		// Someone who may edit only this secret's tags points it at their server, with another
+		// secret as the signing key, and forges an interrupted rotation: no binding allows it, so
+		// nothing is read or contacted (README "Security model").
+		{"team-b-token", map[string]string{"rotation-provider": "webhook", "webhook-url": "https://attacker.example",
+			"webhook-signing-secret": "payment-api-key", "rotation-state": "started=1"}, 10 * 24 * time.Hour, false,
+			"tags point outside the secret: refused (not bound), nothing read or contacted"},
 	}
 }
 
@@ -410,6 +416,13 @@ func (d *demo) check(ctx context.Context, before, after map[string]secretState, 
 		problems = append(problems, "signing-key: the new value is not 64 hex characters as its tags ask")
 	}
 	d.mu.Lock()
+	refused := false
+	for _, l := range d.invocations {
+		refused = refused || (strings.Contains(l, "team-b-token") && strings.Contains(l, "not bound"))
+	}
+	if !refused {
+		problems = append(problems, "team-b-token: the event was not refused as not bound")
+	}
 	if d.failures > 0 {
 		problems = append(problems, fmt.Sprintf("%d KeyVaultEvents invocations failed", d.failures))
 	}
