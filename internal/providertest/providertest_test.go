@@ -1,14 +1,27 @@
 package providertest_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/kvrotator/kvrotator/bindings"
 	"github.com/kvrotator/kvrotator/internal/providertest"
 	"github.com/kvrotator/kvrotator/providers/webhook"
 	"github.com/kvrotator/kvrotator/providers/webhook/webhooktest"
 	"github.com/kvrotator/kvrotator/rotation"
 )
+
+// bind is the operator's binding for the harness's webhook secret: the service and its signing key.
+func bind(t *testing.T, url string) rotation.Binder {
+	t.Helper()
+	p, err := bindings.Parse(fmt.Appendf(nil, `{"bindings": [{"secrets": ["%s/svc"], "provider": "webhook",
+		"allow": {"url": [%q], "secret": ["hook-key"]}}]}`, providertest.VaultName, url), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // The harness itself, exercised with the webhook provider and its reference service.
 func TestHarnessConvergesAfterEachInterruption(t *testing.T) {
@@ -16,7 +29,7 @@ func TestHarnessConvergesAfterEachInterruption(t *testing.T) {
 		t.Run(string(step), func(t *testing.T) {
 			svc := webhooktest.NewServer("harness-signing-key-0123456789")
 			defer svc.Close()
-			h := providertest.New(t, webhook.Name, webhook.New(), nil)
+			h := providertest.New(t, webhook.Name, webhook.New(), &providertest.Options{Bindings: bind(t, svc.URL)})
 			h.Seed("hook-key", "harness-signing-key-0123456789", nil, 365*24*time.Hour)
 			svc.Seed("c0", "initial")
 			v := h.Seed("svc", "initial", map[string]string{"rotation-provider": webhook.Name, "webhook-url": svc.URL,
@@ -42,7 +55,7 @@ func TestHarnessConvergesAfterEachInterruption(t *testing.T) {
 	t.Run(string(providertest.AfterRevoke), func(t *testing.T) {
 		svc := webhooktest.NewServer("harness-signing-key-0123456789")
 		defer svc.Close()
-		h := providertest.New(t, webhook.Name, webhook.New(), nil)
+		h := providertest.New(t, webhook.Name, webhook.New(), &providertest.Options{Bindings: bind(t, svc.URL)})
 		h.Seed("hook-key", "harness-signing-key-0123456789", nil, 365*24*time.Hour)
 		svc.Seed("c0", "initial")
 		h.Seed("svc", "initial", map[string]string{"rotation-provider": webhook.Name, "webhook-url": svc.URL,

@@ -106,7 +106,8 @@ func TestDoNeverFollowsRedirects(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := testClient()
-	c.HTTP = &http.Client{} // a client that would follow
+	hc := &http.Client{} // a client that would follow
+	c.HTTP = hc
 	resp, err := c.Do(t.Context(), Request{Op: "get", Method: http.MethodGet, URL: srv.URL, Header: http.Header{"Authorization": {callSecret}}})
 	if err != nil {
 		t.Fatal(err)
@@ -114,8 +115,58 @@ func TestDoNeverFollowsRedirects(t *testing.T) {
 	if resp.Status != http.StatusTemporaryRedirect || followed.Load() {
 		t.Fatalf("status %d, followed %v", resp.Status, followed.Load())
 	}
-	if c.HTTP.CheckRedirect != nil {
+	if hc.CheckRedirect != nil {
 		t.Error("Do changed the client it was given")
+	}
+	// A nil *http.Client is net/http's default, without redirects too.
+	c.HTTP = (*http.Client)(nil)
+	if resp, err := c.Do(t.Context(), Request{Op: "get", Method: http.MethodGet, URL: srv.URL}); err != nil || resp.Status != http.StatusTemporaryRedirect || followed.Load() {
+		t.Fatalf("nil *http.Client: %v, followed %v", err, followed.Load())
+	}
+}
+
+// doerFunc is a Doer that is not an *http.Client, as an azcore policy.Transporter.
+type doerFunc func(*http.Request) (*http.Response, error)
+
+func (f doerFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Any Doer sends the requests; a form body goes with its content type.
+func TestDoWithADoer(t *testing.T) {
+	var got *http.Request
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, body = r, must(io.ReadAll(r.Body))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	var calls atomic.Int32
+	c := testClient()
+	c.HTTP = doerFunc(func(r *http.Request) (*http.Response, error) {
+		calls.Add(1)
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	resp, err := c.Do(t.Context(), Request{Op: "token", Method: http.MethodPost, URL: srv.URL + "/token",
+		Body: []byte("grant_type=client_credentials"), ContentType: FormType, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != http.StatusNoContent || calls.Load() != 1 {
+		t.Fatalf("status %d, %d calls through the Doer", resp.Status, calls.Load())
+	}
+	if got.Header.Get("Content-Type") != FormType || string(body) != "grant_type=client_credentials" {
+		t.Errorf("Content-Type %q, body %q", got.Header.Get("Content-Type"), body)
+	}
+
+	// A failure after the Doer was called: the request may have reached the service.
+	c.HTTP = doerFunc(func(*http.Request) (*http.Response, error) { return nil, errors.New("connection reset") })
+	_, err = c.Do(t.Context(), Request{Op: "add", Method: http.MethodPost, URL: srv.URL, Body: []byte(`{}`)})
+	if e := wantError(t, err, false); !e.Sent || e.Reason != "Thing could not be reached; will retry" {
+		t.Errorf("sent %v, reason %q", e.Sent, e.Reason)
+	}
+	// One that never left: not sent.
+	_, err = c.Do(t.Context(), Request{Op: "add", Method: http.MethodPost, URL: "http://127.0.0.1:80:80/x"})
+	if e := wantError(t, err, true); e.Sent {
+		t.Error("a request that could not be built is marked sent")
 	}
 }
 
@@ -177,6 +228,9 @@ func TestDoFailures(t *testing.T) {
 			_, err := c.Do(tc.ctx, Request{Op: "get", Method: http.MethodGet, URL: tc.url, Timeout: timeout,
 				Header: http.Header{"Authorization": {callSecret}}, Secrets: []string{callSecret}})
 			e := wantError(t, err, tc.permanent)
+			if e.Sent != (tc.name != "not a URL") {
+				t.Errorf("sent %v", e.Sent)
+			}
 			if e.Reason != tc.reason || e.Status != 0 {
 				t.Errorf("reason %q (status %d), want %q", e.Reason, e.Status, tc.reason)
 			}
@@ -243,8 +297,43 @@ func TestFail(t *testing.T) {
 		t.Errorf("Retry = %v", e.Retry)
 	}
 	c.Message = nil
-	if e := wantError(t, c.Fail(r, jsonBody(400, `{"error":"x"}`), Verdict{}), true); e.Message != "" {
-		t.Errorf("Message = %q without a Message func", e.Message)
+	if e := wantError(t, c.Fail(r, jsonBody(400, `{"error":"x"}`), Verdict{}), true); e.Message != "" || !e.Sent {
+		t.Errorf("Message = %q without a Message func (sent %v)", e.Message, e.Sent)
+	}
+}
+
+// A service that says more than a message: its code, a finer code and a request id, in the body or
+// in a header, sanitized like the message.
+func TestFailDetails(t *testing.T) {
+	c := testClient()
+	c.RequestIDHeader = "request-id"
+	c.Details = func(body []byte) Details {
+		var b struct{ Code, Sub, Msg, ID string }
+		_ = json.Unmarshal(body, &b)
+		return Details{Code: b.Code, SubCode: b.Sub, Message: b.Msg, RequestID: b.ID}
+	}
+	r := Request{Op: "verify", Method: http.MethodPost, URL: "https://login.example.com/t/token", Secrets: []string{callSecret}}
+	resp := func(status int, body string) *Response {
+		return &Response{Status: status, Header: http.Header{"Content-Type": {"application/json"}, "Request-Id": {"hdr-1"}}, Body: []byte(body), Limit: 64}
+	}
+
+	e := wantError(t, c.Fail(r, resp(401, `{"Code":"invalid_client","Sub":"AADSTS7000215","Msg":"bad `+callSecret+`","ID":"tr-1"}`), Verdict{Reason: "not yet", Transient: true}), false)
+	if e.Code != "invalid_client" || e.SubCode != "AADSTS7000215" || e.Message != "bad [redacted]" || e.RequestID != "tr-1" || !e.Sent {
+		t.Errorf("%+v", e)
+	}
+	want := `thing verify (POST https://login.example.com/t/token): HTTP 401 invalid_client AADSTS7000215: not yet: Thing says "bad [redacted]" (request id tr-1)`
+	if e.Error() != want {
+		t.Errorf("got  %s\nwant %s", e, want)
+	}
+	// No id in the body: the header's. A code that echoes a secret is redacted too.
+	e = wantError(t, c.Fail(r, resp(400, `{"Code":"`+callSecret+`"}`), Verdict{}), true)
+	if e.RequestID != "hdr-1" || e.Code != Redacted {
+		t.Errorf("request id %q, code %q", e.RequestID, e.Code)
+	}
+	// A success the caller cannot use: the header's id, nothing of the body.
+	e = wantError(t, c.Fail(r, resp(200, `{"Code":"x","ID":"tr-2"}`), Verdict{Reason: "broken"}), true)
+	if e.RequestID != "hdr-1" || e.Code != "" {
+		t.Errorf("request id %q, code %q", e.RequestID, e.Code)
 	}
 }
 
@@ -255,6 +344,12 @@ func TestErrorType(t *testing.T) {
 	want := `webhook revoke (POST https://svc/revoke): HTTP 503: busy: the service says "try \"later\"": connection reset (retry after 2s)`
 	if e.Error() != want {
 		t.Errorf("got  %s\nwant %s", e, want)
+	}
+	withCodes := *e
+	withCodes.Code, withCodes.SubCode, withCodes.RequestID = "ServiceUnavailable", "E42", "r-1"
+	want = `webhook revoke (POST https://svc/revoke): HTTP 503 ServiceUnavailable E42: busy: the service says "try \"later\"": connection reset (request id r-1) (retry after 2s)`
+	if withCodes.Error() != want {
+		t.Errorf("got  %s\nwant %s", &withCodes, want)
 	}
 	if !errors.Is(e, cause) || e.Classified() != error(e) || providers.IsPermanent(e.Classified()) {
 		t.Error("a transient Error: Unwrap or Classified")

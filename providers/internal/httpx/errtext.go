@@ -8,7 +8,7 @@ import (
 
 // ErrorText builds the text of a provider's error in the shape they share:
 //
-//	<what the provider did>: HTTP <status> <code>: <reason>: <who> says "<message>": <cause> (retry after <d>)
+//	<what the provider did>: HTTP <status> <code>: <reason>: <who> says "<message>": <cause> (request id <id>) (retry after <d>)
 //
 // Each part is written only when it is set. The provider writes its own head (fmt.Fprintf(&t, …))
 // and any part of its own between these.
@@ -46,6 +46,13 @@ func (t *ErrorText) Says(who, message string) {
 func (t *ErrorText) Cause(err error) {
 	if err != nil {
 		t.WriteString(": " + err.Error())
+	}
+}
+
+// RequestID writes " (request id <id>)" unless id is empty.
+func (t *ErrorText) RequestID(id string) {
+	if id != "" {
+		fmt.Fprintf(t, " (request id %s)", id)
 	}
 }
 

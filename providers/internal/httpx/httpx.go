@@ -1,7 +1,8 @@
 // Package httpx holds the HTTP plumbing that kvrotator's providers share: one way to make a call
 // (Client.Do: the request, a timeout, no redirects, a bounded read, the classification of a failure to
 // get an answer) and one error type (Error: provider, operation, method, URL without query, status,
-// reason, the service's sanitized message, Retry-After, permanent or not), and the pieces underneath:
+// the service's error codes, reason, the service's sanitized message, its request id, Retry-After,
+// whether the request may have reached the service, permanent or not), and the pieces underneath:
 // reading Retry-After, sanitizing what a service says back, checking a configured base URL, reading a
 // bounded response, and the common text of a provider error.
 //

@@ -15,6 +15,10 @@ import (
 // JSONType is the media type the providers send and expect.
 const JSONType = "application/json"
 
+// FormType is the media type of a form-encoded request body (Request.ContentType), as an OAuth token
+// request sends.
+const FormType = "application/x-www-form-urlencoded"
+
 // Response is an answer whose status the caller handles, with its body read up to a limit.
 type Response struct {
 	Status  int
