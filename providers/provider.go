@@ -75,17 +75,35 @@ const (
 // names are.
 type Params map[string]string
 
-// Get returns the tag's value, "" if absent.
+// Get returns the tag's value, "" if absent. When several names match in different letter case
+// (which the engine refuses before any provider runs: see Duplicates), the first in byte order wins,
+// so every caller reads the same value.
 func (p Params) Get(name string) string {
-	if v, ok := p[name]; ok {
-		return v
-	}
+	found, value := "", ""
 	for k, v := range p {
-		if strings.EqualFold(k, name) {
-			return v
+		if strings.EqualFold(k, name) && (found == "" || k < found) {
+			found, value = k, v
 		}
 	}
-	return ""
+	return value
+}
+
+// Duplicates lists, sorted, the tag names set more than once in different letter case. Key Vault keeps
+// "ProviderAddress" and "providerAddress" apart, but tag names are case-insensitive to kvrotator: two
+// spellings would let one part of kvrotator check one value and another use the other.
+func (p Params) Duplicates() []string {
+	seen := map[string]int{}
+	for k := range p {
+		seen[strings.ToLower(k)]++
+	}
+	var dups []string
+	for k, n := range seen {
+		if n > 1 {
+			dups = append(dups, k)
+		}
+	}
+	sort.Strings(dups)
+	return dups
 }
 
 // Int returns the tag as an integer within [min, max], def when absent, or a ConfigError.
@@ -125,6 +143,12 @@ type Request struct {
 	// CredentialID is the credential the latest version holds: the slot, user or key id, as kvrotator
 	// recorded it when it wrote that version (else the CredentialId tag).
 	CredentialID string
+	// HandWritten says kvrotator did not write the version in question (in Create and Verify the latest;
+	// in Revoke the retired one), or wrote it with other references: its CredentialID comes from a tag
+	// and its value from whoever wrote it, both untrusted. Create must not let them widen what it
+	// creates (SendGrid refuses to copy privileged scopes from such a key); Revoke must refuse unless it
+	// can prove from Retired that credentialID is the retired value's credential.
+	HandWritten bool
 	// Address is the ProviderAddress tag: ARM resource id, host, account. The engine has checked it
 	// against the operator's bindings when the provider declared it as a Reference.
 	Address string

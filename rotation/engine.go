@@ -225,7 +225,8 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 		return with(o, failed(fmt.Errorf("read the journal: %w", err)))
 	}
 	st = heal(st, cur.SecretProperties)
-	curCred := currentCredential(st, cur.Version, pol)
+	refsKey := RefsKey(pol.Provider, refs)
+	curCred, handWritten := currentCredential(st, cur.Version, pol, refsKey)
 	expires := now.Add(pol.Validity)
 	if req.DryRun {
 		o.Kind, o.Expires = KindPlanned, &expires
@@ -234,6 +235,13 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 			o.Reason += fmt.Sprintf(", revoke credential %s after %v", curCred, pol.Grace)
 		}
 		return o
+	}
+
+	if _, ok := prov.(providers.Revoker); ok && prov.Shape() == providers.ShapeCreateRevoke && len(st.Pending) >= MaxPending {
+		// Each rotation leaves one more live credential until its grace is over: a secret rotated again
+		// and again (its expiry set to now, say) must not exhaust the issuer's key quota for others.
+		return with(o, failed(providers.Permanent(fmt.Errorf("%d replaced credentials are still waiting for revocation (at most %d); "+
+			"the next rotation waits until their grace periods are over", len(st.Pending), MaxPending))))
 	}
 
 	// Mark the attempt in the journal before the provider creates anything: if this run dies, the
@@ -251,7 +259,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 
 	preq := providers.Request{
 		Vault: v.Name(), Secret: req.Secret, Version: cur.Version, Current: cur.Value,
-		CredentialID: curCred, Address: pol.Address, Params: providers.Params(cur.Tags),
+		CredentialID: curCred, HandWritten: handWritten, Address: pol.Address, Params: providers.Params(cur.Tags),
 		IdempotencyKey: IdempotencyKey(v.Name(), req.Secret, cur.Version), Secrets: boundReader(v, refs), Now: now,
 	}
 	var cred providers.Credential
@@ -270,7 +278,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 			// orphan. (When the context is gone — lease lost, timeout — leave it: the next attempt uses
 			// the same idempotency key and the provider hands it back.)
 			rreq := preq
-			rreq.Retired = cred.Value
+			rreq.Retired, rreq.HandWritten = cred.Value, false
 			if rerr := rv.Revoke(ctx, rreq, cred.CredentialID); rerr != nil {
 				e.log.Warn("revoking an unverified credential failed; a retry with the same idempotency key will find it",
 					"vault", v.Name(), "secret", req.Secret, "provider", pol.Provider, "error", rerr.Error())
@@ -286,10 +294,11 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	if credID == "" {
 		credID = curCred
 	}
-	next := State{CredentialID: credID, From: cur.Version, At: now.UTC().Truncate(time.Second), By: req.Trigger,
+	next := State{CredentialID: credID, Refs: refsKey, From: cur.Version, At: now.UTC().Truncate(time.Second), By: req.Trigger,
 		Pending: st.Pending, Revoked: st.Revoked}
 	if _, ok := prov.(providers.Revoker); ok && prov.Shape() == providers.ShapeCreateRevoke && curCred != "" && curCred != credID {
-		next.Pending = addPending(next.Pending, Pending{CredentialID: curCred, Version: cur.Version, Due: now.Add(pol.Grace).UTC().Truncate(time.Second)})
+		next.Pending = addPending(next.Pending, Pending{CredentialID: curCred, Version: cur.Version, Due: now.Add(pol.Grace).UTC().Truncate(time.Second),
+			Refs: refsKey, HandWritten: handWritten})
 	}
 	tags, err := withTags(cur.Tags, map[string]string{TagCredentialID: credID, TagState: next.Mirror()})
 	if err != nil {
@@ -306,7 +315,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	// Record the pending revocation and the new credential before the vault write: a pending entry is
 	// never acted on while the version that held it is the latest, and Writing lets the next run
 	// recognise the new version if this one dies right after writing it.
-	st.Pending, st.Writing = next.Pending, credID
+	st.Pending, st.Writing, st.WritingRefs = next.Pending, credID, refsKey
 	if err := e.cfg.Journal.Save(ctx, v.Name(), req.Secret, st); err != nil {
 		return fail(fmt.Errorf("record the new credential in the journal: %w", err))
 	}
@@ -333,17 +342,22 @@ func heal(st State, latest SecretProperties) State {
 		strings.EqualFold(st.Version, latest.Version) || latest.Created.Before(st.Started) {
 		return st
 	}
-	return State{Version: latest.Version, CredentialID: st.Writing, From: st.Attempted, At: latest.Created.UTC().Truncate(time.Second),
+	return State{Version: latest.Version, CredentialID: st.Writing, Refs: st.WritingRefs, From: st.Attempted, At: latest.Created.UTC().Truncate(time.Second),
 		Pending: st.Pending, Revoked: st.Revoked}
 }
 
+// MaxPending bounds the replaced credentials of one secret waiting for revocation: beyond it the
+// secret is not rotated again until some are revoked.
+const MaxPending = 8
+
 // currentCredential is the credential the latest version holds: kvrotator's own record when it wrote
-// that version, else (a version written by hand) the CredentialId tag.
-func currentCredential(st State, latest string, pol Policy) string {
-	if st.Version != "" && strings.EqualFold(st.Version, latest) && st.CredentialID != "" {
-		return st.CredentialID
+// that version with the same references, else (a version written by hand, or tags since pointed
+// elsewhere) the CredentialId tag, reported as hand-written.
+func currentCredential(st State, latest string, pol Policy, refsKey string) (id string, handWritten bool) {
+	if st.Version != "" && strings.EqualFold(st.Version, latest) && st.CredentialID != "" && st.Refs == refsKey {
+		return st.CredentialID, false
 	}
-	return pol.CredentialID
+	return pol.CredentialID, true
 }
 
 // addPending appends p unless that credential is already pending.

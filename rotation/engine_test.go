@@ -36,7 +36,7 @@ func newFixture(t *testing.T, shape providers.Shape) *fixture {
 		jour:  rotation.NewMemoryJournal(),
 	}
 	pol, err := bindings.Parse([]byte(`{"bindings":[{"name":"test","secrets":["myvault/*"],"provider":"test",
-		"allow":{"secret":["shared-admin"],"url":["https://issuer.example"]}}]}`), "test bindings", nil)
+		"allow":{"secret":["shared-admin"],"url":["https://issuer.example","https://issuer2.example"]}}]}`), "test bindings", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

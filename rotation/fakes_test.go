@@ -131,6 +131,10 @@ func (p *countingProvider) Revoke(ctx context.Context, req providers.Request, id
 	if p.failRevoke != nil {
 		return p.failRevoke
 	}
+	if val, live := p.creds[id]; req.HandWritten && live && val != req.Retired.Reveal() {
+		// A provider that can tell which credential a value is: the tag's id is not the retired value's.
+		return providers.Permanent(fmt.Errorf("credential %s does not hold the retired value", id))
+	}
 	delete(p.creds, id)
 	p.revoked = append(p.revoked, id)
 	return nil

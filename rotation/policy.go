@@ -1,6 +1,8 @@
 package rotation
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/url"
 	"sort"
 	"strconv"
@@ -63,6 +65,13 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 		return p, providers.ConfigErrorf(TagProvider, "", "missing: the secret is not managed")
 	}
 	params := providers.Params(tags)
+	if dups := params.Duplicates(); len(dups) > 0 {
+		var errs []error
+		for _, d := range dups {
+			errs = append(errs, providers.ConfigErrorf(d, "", "set more than once in different letter case; tag names are case-insensitive, keep one"))
+		}
+		return p, providers.JoinErrors(errs)
+	}
 	minDays := int(d.NearExpiryLead/(24*time.Hour)) + 1
 	days, err := params.Int(TagValidity, int(d.Validity/(24*time.Hour)), 1, maxValidityDays)
 	if err != nil {
@@ -87,11 +96,14 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 type State struct {
 	// Version is the latest version kvrotator wrote, and CredentialID the credential it holds as the
 	// provider reported it. The engine trusts the CredentialId tag only for a version it did not write.
-	Version      string    `json:"version,omitempty"`
-	CredentialID string    `json:"credentialId,omitempty"`
-	From         string    `json:"from,omitempty"` // the version Version replaced
-	At           time.Time `json:"at,omitzero"`    // when Version was written
-	By           Trigger   `json:"by,omitempty"`   // what triggered it
+	Version      string `json:"version,omitempty"`
+	CredentialID string `json:"credentialId,omitempty"`
+	// Refs fingerprints the provider and references Version was written with (RefsKey): a credential
+	// id recorded under other references (a tag since pointed elsewhere) is not trusted.
+	Refs string    `json:"refs,omitempty"`
+	From string    `json:"from,omitempty"` // the version Version replaced
+	At   time.Time `json:"at,omitzero"`    // when Version was written
+	By   Trigger   `json:"by,omitempty"`   // what triggered it
 	// Pending are replaced credentials to revoke once their grace period is over. Only the engine adds
 	// to it, and only credentials it replaced on this secret.
 	Pending []Pending `json:"pending,omitempty"`
@@ -107,7 +119,8 @@ type State struct {
 	Started time.Time `json:"started,omitzero"`
 	// Writing is the credential a verified attempt is about to write as a new version; it lets the next
 	// run recognise that version if the process died between the vault write and the journal's.
-	Writing string `json:"writing,omitempty"`
+	Writing     string `json:"writing,omitempty"`
+	WritingRefs string `json:"writingRefs,omitempty"`
 	// Fails counts consecutive failed rotations of Attempted, the last at FailedAt; the sweep backs
 	// off and reports the secret as failing instead of hammering the provider.
 	Fails    int       `json:"fails,omitempty"`
@@ -120,13 +133,31 @@ type Pending struct {
 	// Version is the version that held it: while that version is the latest, it is never revoked.
 	Version string    `json:"version,omitempty"`
 	Due     time.Time `json:"due"`
+	// Refs fingerprints the provider and references in use when it was replaced: if they differ at
+	// revocation time (the tags now point elsewhere), it is not revoked there.
+	Refs string `json:"refs,omitempty"`
+	// HandWritten: the id came from the CredentialId tag of a version kvrotator did not write; the
+	// provider must prove it belongs to the retired value before revoking.
+	HandWritten bool `json:"handWritten,omitempty"`
+}
+
+// RefsKey fingerprints a provider name and the references a rotation uses.
+func RefsKey(provider string, refs []providers.Reference) string {
+	lines := make([]string, 0, len(refs)+1)
+	lines = append(lines, "provider="+strings.ToLower(provider))
+	for _, r := range refs {
+		lines = append(lines, string(r.Kind)+"="+r.Value)
+	}
+	sort.Strings(lines[1:])
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return hex.EncodeToString(sum[:12])
 }
 
 // For returns st as it applies to latest version `version`: the attempt marks (Started, Writing, Fails)
 // count only while the version they are about is the latest.
 func (st State) For(version string) State {
 	if version == "" || !strings.EqualFold(st.Attempted, version) {
-		st.Attempted, st.AttemptedCreated, st.Started, st.Writing, st.Fails, st.FailedAt = "", time.Time{}, time.Time{}, "", 0, time.Time{}
+		st.Attempted, st.AttemptedCreated, st.Started, st.Writing, st.WritingRefs, st.Fails, st.FailedAt = "", time.Time{}, time.Time{}, "", "", 0, time.Time{}
 	}
 	return st
 }

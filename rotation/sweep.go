@@ -194,7 +194,8 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		return o
 	}
 	st = heal(st, cur.SecretProperties)
-	curCred := currentCredential(st, cur.Version, pol)
+	refsKey := RefsKey(pol.Provider, refs)
+	curCred, _ := currentCredential(st, cur.Version, pol, refsKey)
 	now := e.clock.Now()
 	var keep []Pending
 	var done []string
@@ -207,12 +208,16 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		case strings.EqualFold(pend.CredentialID, curCred):
 			// The latest version holds it: never revoke; drop the stale entry.
 			e.log.Warn("not revoking the credential the latest version holds", "vault", v.Name(), "secret", p.Name, "credential", pend.CredentialID)
+		case pend.Refs != "" && pend.Refs != refsKey:
+			// The tags now point elsewhere (another service, account, admin key): the id means nothing
+			// there. Dropped and reported; the credential is left for a person to retire.
+			errs = append(errs, providers.Permanent(fmt.Errorf("not revoking %s: the secret's references changed since it was replaced; revoke it by hand where it was issued", pend.CredentialID)))
 		case dryRun:
 			done = append(done, pend.CredentialID)
 			keep = append(keep, pend)
 		default:
 			preq := providers.Request{Vault: v.Name(), Secret: p.Name, Version: cur.Version, Current: cur.Value, CredentialID: curCred,
-				Address: pol.Address, Params: providers.Params(cur.Tags), Secrets: boundReader(v, refs), Now: now}
+				HandWritten: pend.HandWritten, Address: pol.Address, Params: providers.Params(cur.Tags), Secrets: boundReader(v, refs), Now: now}
 			if pend.Version != "" {
 				old, err := v.Get(held, p.Name, pend.Version)
 				switch {
@@ -226,7 +231,9 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 			}
 			if err := e.retry(held, func() error { return rv.Revoke(held, preq, pend.CredentialID) }); err != nil {
 				errs = append(errs, fmt.Errorf("revoke %s: %w", pend.CredentialID, err))
-				keep = append(keep, pend)
+				if !(pend.HandWritten && providers.IsPermanent(err)) {
+					keep = append(keep, pend)
+				} // else: a tag's word the provider could not confirm; reported once, never retried
 				continue
 			}
 			done = append(done, pend.CredentialID)

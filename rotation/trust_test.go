@@ -226,31 +226,46 @@ func TestNoBindingsMeansNoReferences(t *testing.T) {
 	}
 }
 
-// TestStateSurvivesTagDeletionAndNeverOverflowsTheTag: the journal is the authority (removing the mirror
-// loses nothing), and a long list of pending revocations never breaks the 512-character tag limit.
-func TestStateSurvivesTagDeletionAndNeverOverflowsTheTag(t *testing.T) {
+// TestStateSurvivesTagDeletionAndPendingIsBounded: the journal is the authority (removing the mirror
+// loses nothing); a secret rotated again and again stops at MaxPending replaced credentials instead of
+// exhausting the issuer's key quota, and continues once they are revoked.
+func TestStateSurvivesTagDeletionAndPendingIsBounded(t *testing.T) {
 	f := newFixture(t, providers.ShapeCreateRevoke)
 	f.seed("s", 10*day, managedTags("rotation-grace-hours", "2000"))
-	for i := 0; i < 40; i++ {
-		o := f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "s", Trigger: rotation.TriggerManual, Force: true})
-		if o.Kind != rotation.KindRotated {
+	manual := func() rotation.Outcome {
+		return f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "s", Trigger: rotation.TriggerManual, Force: true})
+	}
+	for i := 0; i < rotation.MaxPending; i++ {
+		if o := manual(); o.Kind != rotation.KindRotated {
 			t.Fatalf("rotation %d: %+v", i, o)
 		}
 		f.edit("s", map[string]string{"rotation-state": ""})
 	}
-	if st := f.state("s"); len(st.Pending) != 40 {
-		t.Fatalf("pending %d, want 40", len(st.Pending))
+	if st := f.state("s"); len(st.Pending) != rotation.MaxPending {
+		t.Fatalf("pending %d, want %d", len(st.Pending), rotation.MaxPending)
 	}
-	f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "s", Trigger: rotation.TriggerManual, Force: true})
-	latest := f.vault.Versions("s")[len(f.vault.Versions("s"))-1]
-	if m := latest.Tags["rotation-state"]; len(m) > 512 || !strings.Contains(m, "more=") {
-		t.Fatalf("mirror is %d characters: %q", len(m), m)
+	if o := manual(); o.Kind != rotation.KindFailed || !strings.Contains(o.Reason, "waiting for revocation") || f.prov.created != rotation.MaxPending {
+		t.Fatalf("one rotation too many: %+v (%d created)", o, f.prov.created)
 	}
 	f.clock.Advance(2001 * time.Hour)
 	f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
-	// The sweep rotated the (now due) secret and retired the 41 credentials whose grace was over.
-	if len(f.prov.revoked) != 41 || len(f.state("s").Pending) != 1 {
-		t.Fatalf("revoked %d, pending %d", len(f.prov.revoked), len(f.state("s").Pending))
+	if len(f.prov.revoked) != rotation.MaxPending {
+		t.Fatalf("revoked %d", len(f.prov.revoked))
+	}
+	if o := manual(); o.Kind != rotation.KindRotated {
+		t.Fatalf("after the revocations: %+v", o)
+	}
+}
+
+func TestMirrorFitsOneTag(t *testing.T) {
+	st := rotation.State{From: strings.Repeat("f", 32), At: time.Unix(1700000000, 0), By: rotation.TriggerTimer}
+	for i := range 40 {
+		st.Pending = append(st.Pending, rotation.Pending{CredentialID: fmt.Sprintf("credential-%02d-%s", i, strings.Repeat("x", 20)), Due: time.Unix(1700086400, 0)})
+	}
+	m := st.Mirror()
+	back, err := rotation.ParseState(m)
+	if len(m) > 512 || !strings.Contains(m, "more=") || err != nil || len(back.Pending) == 0 || back.Pending[len(back.Pending)-1].CredentialID != st.Pending[39].CredentialID {
+		t.Fatalf("mirror of %d characters: %q (%v)", len(m), m, err)
 	}
 }
 
@@ -274,5 +289,69 @@ func TestFullTagSetDropsOnlyTheMirror(t *testing.T) {
 	}
 	if st := f.state("s"); len(st.Pending) != 1 || st.Pending[0].CredentialID != "cred-0" {
 		t.Fatalf("journal: %+v", st)
+	}
+}
+
+func TestTagNamesInDifferentCaseAreRefused(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	v1 := f.seed("s", 10*day, managedTags("test-url", "https://issuer.example", "TEST-URL", "https://attacker.example",
+		"PROVIDERADDRESS", "a", "providerAddress", "b"))
+	o := f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1})
+	if o.Class != rotation.ClassPermanent || !strings.Contains(o.Reason, "tag test-url: set more than once in different letter case") ||
+		!strings.Contains(o.Reason, "tag provideraddress: set more than once") || f.prov.creates != 0 {
+		t.Fatalf("%+v", o)
+	}
+	if got := providers.Params(map[string]string{"b-Tag": "2", "B-tag": "1", "b-tag": "3"}).Get("B-TAG"); got != "1" {
+		t.Fatalf("Get must be deterministic (first name in byte order): %q", got)
+	}
+}
+
+// TestHandWrittenCredentialIsRevokedOnlyWithProof: a version written by hand names someone else's
+// credential in CredentialId. kvrotator rotates it, but the provider is told the id is only a tag's
+// word: it refuses, the entry is dropped and reported, the victim's credential lives.
+func TestHandWrittenCredentialIsRevokedOnlyWithProof(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.prov.creds["victim-key"] = "someone else's key"
+	v1 := f.seed("s", 10*day, managedTags("CredentialId", "victim-key", "rotation-grace-hours", "0"))
+	if o := f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1}); o.Kind != rotation.KindRotated {
+		t.Fatalf("%+v", o)
+	}
+	if st := f.state("s"); len(st.Pending) != 1 || !st.Pending[0].HandWritten {
+		t.Fatalf("pending %+v, want the tag's id marked hand-written", st.Pending)
+	}
+	rep := f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if len(f.prov.revoked) != 0 || !slices.Contains(f.prov.live(), "victim-key") || rep.Failed() != 1 {
+		t.Fatalf("revoked %v; outcomes %+v", f.prov.revoked, rep.Outcomes)
+	}
+	if len(f.state("s").Pending) != 0 {
+		t.Fatal("an unprovable hand-written entry must be dropped after it is reported, not retried forever")
+	}
+	// The honest case: the hand-written version's CredentialId is its value's credential: revoked.
+	f.seed("t", 10*day, managedTags("rotation-grace-hours", "0")) // cred-0 holds "initial"
+	f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "t", Trigger: rotation.TriggerManual, Force: true})
+	f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if !slices.Equal(f.prov.revoked, []string{"cred-0"}) {
+		t.Fatalf("revoked %v, want cred-0", f.prov.revoked)
+	}
+}
+
+// TestChangedReferencesDropPendingRevocations: after a rotation, the tag-writer points the secret at
+// another bound issuer; the replaced credential's id means nothing there and is never sent to it.
+func TestChangedReferencesDropPendingRevocations(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	v1 := f.seed("s", 10*day, managedTags("test-url", "https://issuer.example", "rotation-grace-hours", "1"))
+	if o := f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1}); o.Kind != rotation.KindRotated {
+		t.Fatalf("%+v", o)
+	}
+	f.edit("s", map[string]string{"test-url": "https://issuer2.example"})
+	f.clock.Advance(2 * time.Hour)
+	rep := f.eng.Sweep(context.Background(), rotation.TriggerTimer, false)
+	if len(f.prov.revokeReqs) != 0 || rep.Failed() != 1 || !strings.Contains(rep.Outcomes[0].Reason, "references changed") {
+		t.Fatalf("revoke calls %d; %+v", len(f.prov.revokeReqs), rep.Outcomes)
+	}
+	// The next rotation no longer trusts the journal's credential id for the latest version.
+	o := f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "s", Trigger: rotation.TriggerManual, Force: true})
+	if o.Kind != rotation.KindRotated || !f.state("s").Pending[0].HandWritten {
+		t.Fatalf("%+v %+v", o, f.state("s"))
 	}
 }
