@@ -181,14 +181,34 @@ func (b *Binding) covers(vault, secret, provider string) bool {
 	return false
 }
 
-// allows reports whether b lists a pattern matching ref.
+// allows reports whether b lets ref through: a pattern of its kind matches it, or ref is the
+// provider's builtin default and b does not restrict that kind.
 func (b *Binding) allows(ref providers.Reference) bool {
-	for _, pat := range b.Allow[ref.Kind] {
-		if match(pat, ref.Value, ref.Kind == providers.RefLogin) {
+	pats, restricted := b.Allow[ref.Kind]
+	if ref.Builtin && !restricted {
+		return true
+	}
+	for _, pat := range pats {
+		if matchRef(ref.Kind, pat, ref.Value) {
 			return true
 		}
 	}
 	return false
+}
+
+// matchRef matches a reference's value: database logins case-sensitively; a server's host:port
+// case-insensitively and its database (after the first "/") case-sensitively, as PostgreSQL and MySQL
+// name them; everything else case-insensitively.
+func matchRef(kind providers.RefKind, pattern, value string) bool {
+	switch kind {
+	case providers.RefLogin:
+		return match(pattern, value, true)
+	case providers.RefServer:
+		ph, pd, _ := strings.Cut(pattern, "/")
+		vh, vd, _ := strings.Cut(value, "/")
+		return match(ph, vh, false) && match(pd, vd, true)
+	}
+	return match(pattern, value, false)
 }
 
 // UnboundError is a reference that no binding allows: a permanent configuration error that names the
@@ -217,7 +237,8 @@ func (e *UnboundError) config() *providers.ConfigError {
 		why = fmt.Sprintf("not bound: no binding in %s covers secret %s/%s with provider %s; the operator adds one whose allow.%s lists it",
 			e.Source, e.Vault, e.Secret, e.Provider, e.Ref.Kind)
 	default:
-		why = fmt.Sprintf("not bound: the bindings covering secret %s/%s (%s) do not allow %s %q; the operator adds it to allow.%s in %s",
+		why = fmt.Sprintf("not bound: the bindings covering secret %s/%s (%s) do not allow %s %q together with the rotation's other references "+
+			"(one binding must allow them all); the operator adds it to allow.%s in %s",
 			e.Vault, e.Secret, strings.Join(e.Covering, ", "), e.Ref.Kind, e.Ref.Value, e.Ref.Kind, e.Source)
 	}
 	tag := e.Ref.Tag
@@ -227,8 +248,11 @@ func (e *UnboundError) config() *providers.ConfigError {
 	return providers.ConfigErrorf(tag, e.Ref.Value, "%s", why)
 }
 
-// Check returns nil when every reference is allowed for the secret vault/secret rotated by provider,
-// or the unbound references (each an *UnboundError, joined). Builtin references need no binding.
+// Check returns nil when one binding covering the secret vault/secret rotated by provider allows every
+// reference, or the references that the closest binding does not allow (each an *UnboundError, joined).
+// One binding must allow them all: an admin key bound for one service is never sent to a URL another
+// binding allows. Builtin references (a provider's fixed default) pass when no binding covers the secret,
+// or the binding does not restrict their kind.
 func (p *Policy) Check(vault, secret, provider string, refs []providers.Reference) error {
 	var covering []*Binding
 	if p != nil {
@@ -238,29 +262,41 @@ func (p *Policy) Check(vault, secret, provider string, refs []providers.Referenc
 			}
 		}
 	}
+	var best []providers.Reference
+	bestSet := false
+	if len(covering) == 0 {
+		for _, r := range refs {
+			if !r.Builtin {
+				best = append(best, r)
+			}
+		}
+		bestSet = true
+	}
+	for _, b := range covering {
+		var missing []providers.Reference
+		for _, r := range refs {
+			if !b.allows(r) {
+				missing = append(missing, r)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if !bestSet || len(missing) < len(best) {
+			best, bestSet = missing, true
+		}
+	}
 	var errs []error
-	for _, r := range refs {
-		if r.Builtin {
-			continue
+	for _, r := range best {
+		e := &UnboundError{Vault: vault, Secret: secret, Provider: provider, Ref: r, Source: "the bindings (KVROTATOR_BINDINGS)"}
+		if p != nil && p.Source != "" {
+			e.Source = p.Source
 		}
-		ok := false
+		e.None = p == nil || len(p.Bindings) == 0
 		for _, b := range covering {
-			if b.allows(r) {
-				ok = true
-				break
-			}
+			e.Covering = append(e.Covering, b.Name)
 		}
-		if !ok {
-			e := &UnboundError{Vault: vault, Secret: secret, Provider: provider, Ref: r, Source: "the bindings (KVROTATOR_BINDINGS)"}
-			if p != nil && p.Source != "" {
-				e.Source = p.Source
-			}
-			e.None = p == nil || len(p.Bindings) == 0
-			for _, b := range covering {
-				e.Covering = append(e.Covering, b.Name)
-			}
-			errs = append(errs, e)
-		}
+		errs = append(errs, e)
 	}
 	return providers.JoinErrors(errs)
 }

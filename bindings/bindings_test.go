@@ -81,7 +81,11 @@ func TestCheck(t *testing.T) {
 		{"another vault", "kv-dev", "sendgrid-mail", "sendgrid", []providers.Reference{ref(providers.RefSecret, "sendgrid-admin")}, false},
 		{"another provider", "kv-prod", "sendgrid-mail", "webhook", []providers.Reference{ref(providers.RefSecret, "sendgrid-admin")}, false},
 		{"attacker url", "kv-prod", "sendgrid-mail", "sendgrid", []providers.Reference{ref(providers.RefURL, "https://attacker.example")}, false},
-		{"builtin url needs no binding", "kv-prod", "sendgrid-mail", "sendgrid",
+		{"a builtin url where the binding restricts urls", "kv-prod", "sendgrid-mail", "sendgrid",
+			[]providers.Reference{{Kind: providers.RefURL, Value: "https://api.sendgrid.com", Builtin: true}}, false},
+		{"a builtin url where the binding does not restrict urls", "kv", "db-x", "sendgrid",
+			[]providers.Reference{{Kind: providers.RefURL, Value: "https://api.sendgrid.com", Builtin: true}}, true},
+		{"a builtin url with no binding at all", "kv-other", "x", "sendgrid",
 			[]providers.Reference{{Kind: providers.RefURL, Value: "https://api.sendgrid.com", Builtin: true}}, true},
 		{"every storage account of a group", "kv-prod", "x", "azure-keys",
 			[]providers.Reference{ref(providers.RefResource, "/subscriptions/S1/resourcegroups/TEAM-A/providers/Microsoft.Storage/storageAccounts/acct1")}, true},
@@ -139,5 +143,45 @@ func TestLoad(t *testing.T) {
 	if _, err := bindings.Load(filepath.Join(dir, "missing.json"), "KVROTATOR_BINDINGS", known); err == nil ||
 		!strings.Contains(err.Error(), "KVROTATOR_BINDINGS: reading the bindings file") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// TestOneBindingMustAllowEveryReference: an admin key bound with one service is never sent to a URL
+// that only another binding allows, and a binding that restricts a kind restricts the provider's
+// builtin default too.
+func TestOneBindingMustAllowEveryReference(t *testing.T) {
+	p, err := bindings.Parse([]byte(`{"bindings": [
+		{"name": "prod", "secrets": ["kv/*"], "provider": "webhook", "allow": {"secret": ["prod-signing"], "url": ["https://prod.example"]}},
+		{"name": "staging", "secrets": ["kv/*"], "provider": "*", "allow": {"url": ["https://staging-mock.example"]}},
+		{"name": "eu", "secrets": ["kv/eu-*"], "provider": "sendgrid", "allow": {"url": ["https://api.eu.sendgrid.com"], "secret": ["sg-admin"]}},
+		{"name": "db", "secrets": ["kv/db"], "provider": "postgres", "allow": {"server": ["DB.example.com:5432/orders"]}}]}`), "b.json", known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := func(v string, builtin bool) providers.Reference {
+		return providers.Reference{Kind: providers.RefURL, Tag: "u", Value: v, Builtin: builtin}
+	}
+	sec := providers.Reference{Kind: providers.RefSecret, Tag: "s", Value: "prod-signing"}
+	cases := []struct {
+		name, secret, provider string
+		refs                   []providers.Reference
+		ok                     bool
+	}{
+		{"both from one binding", "svc", "webhook", []providers.Reference{url("https://prod.example", false), sec}, true},
+		{"secret from one, url from another", "svc", "webhook", []providers.Reference{url("https://staging-mock.example", false), sec}, false},
+		{"url alone from the other", "svc", "webhook", []providers.Reference{url("https://staging-mock.example", false)}, true},
+		{"builtin default where the binding restricts urls", "eu-mail", "sendgrid",
+			[]providers.Reference{url("https://api.sendgrid.com", true), {Kind: providers.RefSecret, Tag: "s", Value: "sg-admin"}}, false},
+		{"builtin default where a provider-wide binding restricts urls", "svc", "random", []providers.Reference{url("https://x.example", true)}, false},
+		{"server host is case-insensitive", "db", "postgres", []providers.Reference{{Kind: providers.RefServer, Value: "db.EXAMPLE.com:5432/orders"}}, true},
+		{"database name is case-sensitive", "db", "postgres", []providers.Reference{{Kind: providers.RefServer, Value: "db.example.com:5432/Orders"}}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := p.Check("kv", tc.secret, tc.provider, tc.refs)
+			if (err == nil) != tc.ok {
+				t.Fatalf("Check = %v, want ok=%v", err, tc.ok)
+			}
+		})
 	}
 }

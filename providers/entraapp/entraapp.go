@@ -207,7 +207,7 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 	pw, err := cl.addPassword(ctx, app.ID, name, end)
 	if err != nil {
 		var e *Error
-		if errors.As(err, &e) && e.sent && !providers.IsPermanent(err) && e.Status != http.StatusTooManyRequests {
+		if errors.As(err, &e) && e.Sent && !providers.IsPermanent(err) && e.Status != http.StatusTooManyRequests {
 			// The password may have been added: let the directory replicate it before the retry lists.
 			e.Retry = max(e.Retry, p.replicationDelay)
 		}
@@ -418,16 +418,16 @@ func (p *Provider) client() (*client, error) {
 	if audience == "" {
 		audience = graphURL
 	}
-	// Bearer tokens and secrets go where configured or nowhere.
-	send := az.Transport
-	switch t := send.(type) {
-	case nil:
-		send = httpx.WithoutRedirects(nil)
-	case *http.Client:
-		send = httpx.WithoutRedirects(t)
+	// Bearer tokens and secrets go where configured or nowhere: httpx follows no redirect with an
+	// *http.Client (the usual transport; one of another kind must not follow them itself).
+	api := func(service string, details func([]byte) httpx.Details, requestIDHeader string) httpx.Client {
+		return httpx.Client{Provider: Name, Service: service, UserAgent: userAgent, HTTP: az.Transport, Now: p.now,
+			MaxBody: maxResponseBytes, Messages: messages, Details: details, RequestIDHeader: requestIDHeader}
 	}
-	return &client{cred: az.Credential, send: send, graph: graphURL, scope: strings.TrimRight(audience, "/") + "/.default",
-		authority: authorityURL, timeout: p.timeout, now: p.now}, nil
+	return &client{cred: az.Credential, graph: graphURL, scope: strings.TrimRight(audience, "/") + "/.default",
+		authority: authorityURL, timeout: p.timeout,
+		graphAPI: api("Microsoft Graph", graphDetails, "request-id"),
+		tokenAPI: api("the Entra ID token endpoint", tokenDetails, "x-ms-request-id")}, nil
 }
 
 // httpsBase checks that raw is an absolute https URL with a host name and without user information,

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,7 +242,7 @@ func TestVerifyWaitsForPropagation(t *testing.T) {
 		if err == nil || providers.IsPermanent(err) {
 			t.Fatalf("attempt %d: a secret that has not propagated is a transient failure: %v", i+1, err)
 		}
-		if e := httpxtest.As[*entraapp.Error](t, err); e.AADSTS != 7000215 || e.Code != "invalid_client" || e.RequestID == "" {
+		if e := httpxtest.As[*entraapp.Error](t, err); e.SubCode != "AADSTS7000215" || e.Code != "invalid_client" || e.RequestID == "" {
 			t.Fatalf("attempt %d: %+v", i+1, e)
 		}
 		f.clean(t, err)
@@ -426,6 +427,38 @@ func TestGraphFailures(t *testing.T) {
 			}
 			f.clean(t, err)
 		})
+	}
+}
+
+// transporterFunc is an azcore policy.Transporter that is not an *http.Client.
+type transporterFunc func(*http.Request) (*http.Response, error)
+
+func (f transporterFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Any transport the Azure environment gives carries the Graph calls and the verification sign-in.
+func TestAnyTransporter(t *testing.T) {
+	f := newFixture(t)
+	var graph, token atomic.Int32
+	az := f.azure()
+	az.Transport = transporterFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token") {
+			token.Add(1)
+		} else {
+			graph.Add(1)
+		}
+		return f.srv.Client().Do(r)
+	})
+	p := entraapp.New(entraapp.WithAzure(az))
+	req := f.request()
+	cred, err := p.Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Verify(ctx, req, cred); err != nil {
+		t.Fatal(err)
+	}
+	if graph.Load() == 0 || token.Load() == 0 || int(graph.Load()+token.Load()) != f.srv.Requests() {
+		t.Fatalf("%d Graph calls and %d sign-ins through the transport, %d requests served", graph.Load(), token.Load(), f.srv.Requests())
 	}
 }
 

@@ -2,8 +2,11 @@ package entraapp
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +14,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx"
+	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
 	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
@@ -85,14 +90,36 @@ func TestHTTPSBase(t *testing.T) {
 	}
 }
 
+// A redirect from Graph or the token endpoint is never followed, whatever the transport's CheckRedirect
+// says: kvrotator's token and the new secret go where configured or nowhere.
 func TestRedirectsAreNotFollowed(t *testing.T) {
-	p := New(WithAzure(registry.Azure{Credential: staticCredential{}, Transport: &http.Client{}}))
+	var followed atomic.Int32
+	target := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { followed.Add(1) }))
+	defer target.Close()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	follows := &http.Client{Transport: srv.Client().Transport} // trusts both servers' certificate, follows redirects
+	p := New(WithAzure(registry.Azure{Credential: staticCredential{}, Transport: follows}), WithGraph(srv.URL, ""), WithAuthorityHost(srv.URL))
 	c, err := p.client()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hc := c.send.(*http.Client); hc.CheckRedirect == nil {
-		t.Fatal("the transport follows redirects with kvrotator's token")
+	const secret = "NEWSECRET~never.sent-anywhere-else-0123"
+	_, graphErr := c.getApplication(t.Context(), config{objectID: "0a0a0a0a-0000-4000-8000-000000000001"})
+	tokenErr := c.verifyToken(t.Context(), "contoso.onmicrosoft.com", "0a0a0a0a-0000-4000-8000-000000000002", secret)
+	for name, err := range map[string]error{"Graph": graphErr, "token endpoint": tokenErr} {
+		var e *Error
+		if !providers.IsPermanent(err) || !errors.As(err, &e) || e.Status != http.StatusTemporaryRedirect || !strings.Contains(err.Error(), "redirects are not followed") {
+			t.Errorf("%s: %v, want a permanent error about the redirect", name, err)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: the error holds the secret", name)
+		}
+	}
+	if followed.Load() != 0 || follows.CheckRedirect != nil {
+		t.Fatalf("%d requests followed the redirect; CheckRedirect changed: %v", followed.Load(), follows.CheckRedirect != nil)
 	}
 }
 
@@ -111,29 +138,27 @@ func TestSanitize(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
-	for in, want := range map[string]time.Duration{
-		"":                              0,
-		"7":                             7 * time.Second,
-		"0":                             0,
-		"-3":                            0,
-		"soon":                          0,
-		"Sun, 29 Nov 2026 10:00:30 GMT": 30 * time.Second,
-		"Sun, 29 Nov 2026 09:00:00 GMT": 0,
-		"999999999":                     maxRetryAfter,
-	} {
-		if got := parseRetryAfter(in, now); got != want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
+// Errors name the provider, what it did and where, and what the service said, with the secret
+// redacted: Graph's code and request id, the token endpoint's OAuth error, AADSTS number and trace id.
 func TestErrorText(t *testing.T) {
-	e := &Error{Op: "addPassword", Method: "POST", URL: "https://graph.microsoft.com/v1.0/applications/x/addPassword", Status: 429,
-		Code: "TooManyRequests", Reason: "busy", Message: "Too many requests", RequestID: "r-1", Retry: 3 * time.Second}
-	want := `entra-app addPassword (POST https://graph.microsoft.com/v1.0/applications/x/addPassword): HTTP 429 TooManyRequests: busy: service says "Too many requests" (request id r-1) (retry after 3s)`
+	c, err := New(WithAzure(registry.Azure{Credential: staticCredential{}})).client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.graphAPI.Error(httpx.Request{Op: "addPassword", Method: http.MethodPost, URL: c.graph + "/v1.0/applications/x/addPassword"}, 429, "busy", false)
+	e.Code, e.Message, e.RequestID, e.Retry = "TooManyRequests", "Too many requests", "r-1", 3*time.Second
+	want := `entra-app addPassword (POST https://graph.microsoft.com/v1.0/applications/x/addPassword): HTTP 429 TooManyRequests: busy: Microsoft Graph says "Too many requests" (request id r-1) (retry after 3s)`
 	if e.Error() != want {
-		t.Fatalf("%s\nwant %s", e.Error(), want)
+		t.Errorf("%s\nwant %s", e.Error(), want)
+	}
+
+	const secret = "Abc8Q~very.secret-value_0123456789abcdef"
+	r := httpx.Request{Op: "verify", Method: http.MethodPost, URL: c.authority + "/contoso.onmicrosoft.com/oauth2/v2.0/token", Secrets: []string{secret}}
+	resp := &httpx.Response{Status: 401, Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}, "X-Ms-Request-Id": {"hdr"}}, Limit: maxResponseBytes,
+		Body: []byte(`{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret ` + secret + ` provided.\r\nTrace ID: tr-1\r\nCorrelation ID: c-1","error_codes":[7000215],"trace_id":"tr-1"}`)}
+	err = c.tokenAPI.Fail(r, resp, httpx.Verdict{Reason: "not yet", Transient: true})
+	want = `entra-app verify (POST https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token): HTTP 401 invalid_client AADSTS7000215: not yet: the Entra ID token endpoint says "Invalid client secret [redacted] provided." (request id tr-1)`
+	if e := httpxtest.As[*Error](t, err); err.Error() != want || e.SubCode != "AADSTS7000215" || !e.Sent {
+		t.Errorf("%s\nwant %s", err, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -32,82 +33,94 @@ type tokenErrorBody struct {
 	TraceID     string `json:"trace_id"`
 }
 
+// tokenError reads the token endpoint's error body; zero when the answer is not JSON or too long.
+func tokenError(resp *httpx.Response) tokenErrorBody {
+	var b tokenErrorBody
+	if resp.JSONProblem() != "" || json.Unmarshal(resp.Body, &b) != nil {
+		return tokenErrorBody{}
+	}
+	return b
+}
+
+// tokenDetails is what a token endpoint error body says (httpx sanitizes it): the OAuth error, the
+// first AADSTS number, the description's first line without its AADSTS prefix, and the trace id.
+func tokenDetails(body []byte) httpx.Details {
+	var b tokenErrorBody
+	if json.Unmarshal(body, &b) != nil {
+		return httpx.Details{}
+	}
+	d := httpx.Details{Code: b.Error, Message: aadstsStart().ReplaceAllString(firstLine(b.Description), ""), RequestID: b.TraceID}
+	if len(b.Codes) > 0 {
+		d.SubCode = aadstsPrefix + strconv.Itoa(b.Codes[0])
+	}
+	return d
+}
+
 // verifyToken signs in as the application with secret: a client-credentials token request to
 // {authority}/{tenant}/oauth2/v2.0/token for Graph's .default scope, the same request the
 // application itself makes. The token is discarded. A secret Entra ID does not accept yet
 // (AADSTS7000215, invalid_client) is a transient error: new secrets take seconds to reach every
 // replica, and the engine asks again until its verify timeout.
 func (cl *client) verifyToken(ctx context.Context, tenant, appID, secret string) error {
-	c := call{op: "verify", method: http.MethodPost,
-		url: cl.authority + "/" + url.PathEscape(tenant) + "/oauth2/v2.0/token",
-		form: url.Values{
-			"grant_type":    {"client_credentials"},
-			"client_id":     {appID},
-			"client_secret": {secret},
-			"scope":         {cl.scope},
-		},
-		secrets: []string{secret},
+	form := url.Values{
+		"grant_type":    {"client_credentials"},
+		"client_id":     {appID},
+		"client_secret": {secret},
+		"scope":         {cl.scope},
 	}
-	r, err := cl.do(ctx, c)
+	r := httpx.Request{Op: "verify", Method: http.MethodPost, URL: cl.authority + "/" + url.PathEscape(tenant) + "/oauth2/v2.0/token",
+		Header: requestHeader(), Body: []byte(form.Encode()), ContentType: httpx.FormType, Timeout: cl.timeout, Secrets: []string{secret}}
+	resp, err := cl.tokenAPI.Do(ctx, r)
 	if err != nil {
 		return err
 	}
-	if r.Status == http.StatusOK {
+	if resp.Status == http.StatusOK {
 		var tok struct {
 			AccessToken string `json:"access_token"`
 		}
-		if reason := decode(r, &tok); reason != "" {
-			return malformed(c, r, reason)
+		if reason := resp.DecodeObject(&tok); reason != "" {
+			return malformed(&cl.tokenAPI, r, resp, reason)
 		}
 		if tok.AccessToken == "" {
-			return malformed(c, r, "access_token is missing")
+			return malformed(&cl.tokenAPI, r, resp, "access_token is missing")
 		}
 		return nil
 	}
 
-	e := c.fail(r.Status, "", nil)
-	e.Retry = parseRetryAfter(r.Header.Get("Retry-After"), cl.now())
-	var body tokenErrorBody
-	if !r.TooLong && json.Unmarshal(r.Body, &body) == nil {
-		e.Code = messages.Sanitize(body.Error, secret)
-		e.RequestID = messages.Sanitize(body.TraceID, secret)
-		e.Message = messages.Sanitize(aadstsPrefix().ReplaceAllString(firstLine(body.Description), ""), secret)
-		if len(body.Codes) > 0 {
-			e.AADSTS = body.Codes[0]
-		}
-	}
+	body := tokenError(resp)
 	has := func(n int) bool { return slices.Contains(body.Codes, n) }
+	var v httpx.Verdict
 	switch {
-	case httpx.Retryable(r.Status):
-		e.Reason = "the Entra ID token endpoint is busy or unavailable; will retry"
-		return e
+	case httpx.Retryable(resp.Status):
+		v = httpx.Verdict{Reason: "the Entra ID token endpoint is busy or unavailable; will retry", Transient: true}
+	case resp.Status >= 300 && resp.Status < 400:
+		v = httpx.Verdict{Reason: "redirects are not followed"}
 	case has(aadstsInvalidSecret):
-		e.Reason = "Entra ID does not accept the new secret yet (propagation takes seconds); will check again"
-		return e
+		v = httpx.Verdict{Reason: "Entra ID does not accept the new secret yet (propagation takes seconds); will check again", Transient: true}
 	case has(aadstsAppNotFound):
 		return providers.ConfigErrorf(TagTenant, tenant,
-			"the application (client id %s) is not registered in this tenant (AADSTS%d, trace id %s): check %s and %s",
-			appID, aadstsAppNotFound, e.RequestID, TagTenant, TagAppID)
+			"the application (client id %s) is not registered in this tenant (%s%d, trace id %s): check %s and %s",
+			appID, aadstsPrefix, aadstsAppNotFound, messages.Sanitize(body.TraceID, secret), TagTenant, TagAppID)
 	case has(aadstsTenantNotFound):
-		return providers.ConfigErrorf(TagTenant, tenant, "Entra ID has no such tenant (AADSTS%d, trace id %s)", aadstsTenantNotFound, e.RequestID)
+		return providers.ConfigErrorf(TagTenant, tenant, "Entra ID has no such tenant (%s%d, trace id %s)",
+			aadstsPrefix, aadstsTenantNotFound, messages.Sanitize(body.TraceID, secret))
 	case has(aadstsExpiredSecret):
-		e.Reason = "Entra ID says the new secret has already expired; check the clocks and " + TagLifetime
+		v = httpx.Verdict{Reason: "Entra ID says the new secret has already expired; check the clocks and " + TagLifetime}
 	case has(aadstsNoServicePrinc):
-		e.Reason = "the application has no service principal (enterprise application) in the tenant, so it cannot sign in; create one (az ad sp create --id " + appID + ")"
+		v = httpx.Verdict{Reason: "the application has no service principal (enterprise application) in the tenant, so it cannot sign in; create one (az ad sp create --id " + appID + ")"}
 	case has(aadstsConditionalAcces):
-		e.Reason = "a Conditional Access policy blocks the application's sign-in from here"
-	case e.Code == "invalid_client":
+		v = httpx.Verdict{Reason: "a Conditional Access policy blocks the application's sign-in from here"}
+	case body.Error == "invalid_client":
 		// Other invalid_client answers are also seen while a new secret propagates.
-		e.Reason = "Entra ID does not accept the new secret yet; will check again"
-		return e
+		v = httpx.Verdict{Reason: "Entra ID does not accept the new secret yet; will check again", Transient: true}
 	default:
-		e.Reason = "Entra ID refused the sign-in with the new secret"
+		v = httpx.Verdict{Reason: "Entra ID refused the sign-in with the new secret"}
 	}
-	return providers.Permanent(e)
+	return cl.tokenAPI.Fail(r, resp, v)
 }
 
-// aadstsPrefix starts an Entra error description; Error.AADSTS holds the number.
-var aadstsPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^AADSTS\d+:\s*`) })
+// aadstsStart starts an Entra error description; Error.SubCode holds the number.
+var aadstsStart = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^` + aadstsPrefix + `\d+:\s*`) })
 
 // firstLine is an Entra error description without the "Trace ID: … Correlation ID: … Timestamp: …"
 // lines that follow it.

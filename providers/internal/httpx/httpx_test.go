@@ -169,6 +169,7 @@ func TestErrorText(t *testing.T) {
 	b.Reason("")
 	b.Says("service", "")
 	b.Cause(nil)
+	b.RequestID("")
 	b.Retry(0)
 	b.Retry(-time.Second)
 	if got, want := b.String(), "thing create (POST https://svc/create)"; got != want {
@@ -179,8 +180,9 @@ func TestErrorText(t *testing.T) {
 	b.Reason("busy")
 	b.Says("Azure", `try "later"`)
 	b.Cause(errors.New("connection reset"))
+	b.RequestID("r-1")
 	b.Retry(2 * time.Second)
-	want := `thing create (POST https://svc/create): HTTP 503 ServerBusy: busy: Azure says "try \"later\"": connection reset (retry after 2s)`
+	want := `thing create (POST https://svc/create): HTTP 503 ServerBusy: busy: Azure says "try \"later\"": connection reset (request id r-1) (retry after 2s)`
 	if b.String() != want {
 		t.Errorf("got  %s\nwant %s", b.String(), want)
 	}
