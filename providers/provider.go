@@ -221,10 +221,11 @@ const (
 	RefServer      RefKind = "server"      // a database server: host:port/database
 	RefLogin       RefKind = "login"       // a database login the provider logs in as or changes
 	RefAccount     RefKind = "account"     // an account within an issuer the admin credential reaches (a SendGrid subuser)
+	RefScope       RefKind = "scope"       // a privileged permission a new credential would get (SendGrid's api_keys.*)
 )
 
 // RefKinds lists every kind, for validating an operator's bindings.
-var RefKinds = []RefKind{RefURL, RefSecret, RefResource, RefApplication, RefTenant, RefServer, RefLogin, RefAccount}
+var RefKinds = []RefKind{RefURL, RefSecret, RefResource, RefApplication, RefTenant, RefServer, RefLogin, RefAccount, RefScope}
 
 // Reference is one thing outside the secret that a rotation reaches.
 type Reference struct {

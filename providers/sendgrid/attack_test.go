@@ -166,3 +166,94 @@ func TestEndToEndOnBehalfOfABoundSubuser(t *testing.T) {
 		t.Errorf("%d keys created", n)
 	}
 }
+
+// A version written by hand claims, in CredentialId and in a value shaped like the victim's key
+// ("SG.<victim id>.forged"), to hold someone else's key. The rotation copies only the victim key's
+// ordinary scopes; after the grace period the revocation asks SendGrid to prove the claim — the forged
+// value does not authenticate, the key still exists — and refuses: the victim's key lives.
+func TestAttackHandWrittenVersionClaimsAnotherKey(t *testing.T) {
+	e := newE2E(t, nil, "rotation-grace-hours", "0")
+	victim := e.srv.AddKey("payments team key", "mail.send")
+	latest := e.h.Latest(secretName)
+	tags := map[string]string{}
+	for k, v := range latest.Tags {
+		tags[k] = v
+	}
+	tags["CredentialId"] = victim.ID
+	e.version = e.h.Seed(secretName, "SG."+victim.ID+".forged-by-the-tag-writer", tags, 5*24*time.Hour)
+	if o := e.h.Event(secretName, e.version); o.Kind != rotation.KindRotated {
+		t.Fatalf("%s: %s", o.Kind, o.Reason)
+	}
+	rep := e.h.Sweep()
+	if rep.Failed() != 1 || !strings.Contains(rep.Outcomes[0].Reason, "does not authenticate") {
+		t.Fatalf("sweep: %+v", rep.Outcomes)
+	}
+	if _, live := e.srv.Key(victim.ID); !live {
+		t.Fatal("the victim's key was deleted on a tag's word")
+	}
+	if st := e.h.State(secretName); len(st.Pending) != 0 {
+		t.Fatalf("the refused entry is retried forever: %+v", st.Pending)
+	}
+}
+
+// Privileged scopes (keys that manage keys, users, subusers) are never minted on a tag's word: listed
+// in sendgrid-scopes they are references the operator must bind; copied from a key the version claims
+// to hold, they are refused unless sendgrid-scopes lists them (and so the bindings allow them).
+func TestAttackPrivilegedScopes(t *testing.T) {
+	t.Run("listed in sendgrid-scopes, not bound", func(t *testing.T) {
+		e := newE2E(t, nil, "CredentialId", "", sendgrid.TagScopes, "mail.send,api_keys.create,api_keys.delete,api_keys.read")
+		o := e.h.Event(secretName, e.version)
+		if o.Kind != rotation.KindFailed || o.Class != rotation.ClassPermanent || !strings.Contains(o.Reason, `scope "api_keys.create"`) ||
+			!strings.Contains(o.Reason, "not bound") {
+			t.Fatalf("%s (%s): %s", o.Kind, o.Class, o.Reason)
+		}
+		if n := len(e.srv.Requests()); n != 0 {
+			t.Fatalf("SendGrid got %d requests", n)
+		}
+	})
+	t.Run("copied from the key the version claims", func(t *testing.T) {
+		e := newE2E(t, nil)
+		admin := e.srv.AddKey("someone's admin", "api_keys.create", "api_keys.read", "mail.send")
+		latest := e.h.Latest(secretName)
+		tags := map[string]string{}
+		for k, v := range latest.Tags {
+			tags[k] = v
+		}
+		tags["CredentialId"] = admin.ID
+		e.version = e.h.Seed(secretName, "SG."+admin.ID+".forged", tags, 5*24*time.Hour)
+		o := e.h.Event(secretName, e.version)
+		if o.Kind != rotation.KindFailed || o.Class != rotation.ClassPermanent || !strings.Contains(o.Reason, "manage the account (api_keys.create, api_keys.read)") {
+			t.Fatalf("%s (%s): %s", o.Kind, o.Class, o.Reason)
+		}
+		if e.srv.Created() != 0 {
+			t.Fatal("a key was created")
+		}
+	})
+	t.Run("listed and bound", func(t *testing.T) {
+		e := newE2E(t, nil, "CredentialId", "", sendgrid.TagScopes, "mail.send,api_keys.read", sendgrid.TagOnBehalfOf, "team-a")
+		if o := e.h.Event(secretName, e.version); o.Kind != rotation.KindRotated {
+			t.Fatalf("%s: %s", o.Kind, o.Reason)
+		}
+	})
+}
+
+// Where the operator confines a secret to a subuser, removing sendgrid-on-behalf-of (so the admin
+// calls would act on the parent account) is refused.
+func TestAttackLeavingTheBoundSubuser(t *testing.T) {
+	binds := parseBindings(t, `{"bindings":[{"name":"team-a-only","secrets":["`+providertest.VaultName+`/app-*"],"provider":"sendgrid",
+		"allow":{"secret":["sendgrid-admin"],"url":["http://127.0.0.1:*"],"account":["team-a"]}}]}`)
+	e := newE2E(t, &providertest.Options{Bindings: binds})
+	o := e.h.Event(secretName, e.version)
+	if o.Kind != rotation.KindFailed || !strings.Contains(o.Reason, "tag sendgrid-on-behalf-of") || !strings.Contains(o.Reason, "not bound") ||
+		strings.Contains(o.Reason, sendgrid.TagAPIURL) {
+		t.Fatalf("%s: %s", o.Kind, o.Reason)
+	}
+	if n := len(e.srv.Requests()); n != 0 {
+		t.Fatalf("SendGrid got %d requests", n)
+	}
+	// The control: with the subuser named, the same binding rotates.
+	e = newE2E(t, &providertest.Options{Bindings: binds}, sendgrid.TagOnBehalfOf, "team-a")
+	if o := e.h.Event(secretName, e.version); o.Kind != rotation.KindRotated {
+		t.Fatalf("control: %s: %s", o.Kind, o.Reason)
+	}
+}

@@ -34,7 +34,9 @@ type e2e struct {
 func operatorBindings(t *testing.T, apiURL string) *bindings.Policy {
 	t.Helper()
 	return parseBindings(t, `{"bindings":[{"name":"sendgrid-mail","secrets":["`+providertest.VaultName+`/app-*"],"provider":"sendgrid",
-		"allow":{"secret":["sendgrid-admin","weak-admin","no-such-secret"],"url":["`+apiURL+`"],"account":["team-a"]}}]}`)
+		"allow":{"secret":["sendgrid-admin","weak-admin","no-such-secret"],"url":["`+apiURL+`"]}},
+		{"name":"sendgrid-team-a","secrets":["`+providertest.VaultName+`/app-*"],"provider":"sendgrid",
+		"allow":{"secret":["sendgrid-admin"],"url":["`+apiURL+`"],"account":["team-a"],"scope":["api_keys.read"]}}]}`)
 }
 
 func parseBindings(t *testing.T, js string) *bindings.Policy {

@@ -182,10 +182,32 @@ func (*Provider) References(p providers.Params) []providers.Reference {
 		// SendGrid's own API, whether by default or written in the tag, needs no binding.
 		{Kind: providers.RefURL, Tag: TagAPIURL, Value: c.base, Builtin: c.base == DefaultAPIURL},
 	}
-	if c.onBehalfOf != "" {
-		refs = append(refs, providers.Reference{Kind: providers.RefAccount, Tag: TagOnBehalfOf, Value: c.onBehalfOf})
+	// The account the calls act on: a subuser, or (no tag) the admin key's own account, which is
+	// allowed unless a binding covering the secret restricts accounts.
+	refs = append(refs, providers.Reference{Kind: providers.RefAccount, Tag: TagOnBehalfOf, Value: c.onBehalfOf, Builtin: c.onBehalfOf == ""})
+	// Privileged scopes the new key would get (keys that manage keys, users or subusers) must be bound.
+	for _, s := range c.scopes {
+		if Privileged(s) {
+			refs = append(refs, providers.Reference{Kind: providers.RefScope, Tag: TagScopes, Value: s})
+		}
 	}
 	return refs
+}
+
+// privilegedPrefixes are SendGrid scope families that manage the account rather than use it: a key
+// with them can create, read or delete other keys, users, subusers, teammates or credentials.
+var privilegedPrefixes = []string{"api_keys.", "subusers.", "teammates.", "sso.", "credentials.", "user.", "access_settings.", "billing."}
+
+// Privileged reports whether a SendGrid scope manages the account (api_keys.*, subusers.*, user.*, …).
+// The provider grants such a scope to a new key only when sendgrid-scopes lists it and a binding
+// allows it (allow.scope): a tag-writer must not be able to mint an admin key.
+func Privileged(scope string) bool {
+	for _, p := range privilegedPrefixes {
+		if strings.HasPrefix(scope, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // KeyName is the name the provider gives the key it creates for a secret and idempotency key:
@@ -296,18 +318,65 @@ func (p *Provider) Revoke(ctx context.Context, req providers.Request, credential
 	if id, ok := embeddedID(strings.TrimSpace(req.Current.Reveal())); ok && strings.EqualFold(id, credentialID) {
 		return providers.Permanent(fmt.Errorf("sendgrid revoke: refusing to delete key %s: the latest version of secret %q holds it (its value is that key)", credentialID, req.Secret))
 	}
-	if id, ok := embeddedID(strings.TrimSpace(req.Retired.Reveal())); ok && id != credentialID {
+	retiredID, retiredShaped := embeddedID(strings.TrimSpace(req.Retired.Reveal()))
+	if retiredShaped && retiredID != credentialID {
 		return providers.Permanent(fmt.Errorf("sendgrid revoke: refusing to delete key %s: the replaced version of secret %q holds key %s, not that one",
-			credentialID, req.Secret, id))
+			credentialID, req.Secret, retiredID))
+	}
+	if req.HandWritten && !retiredShaped {
+		return providers.Permanent(fmt.Errorf("sendgrid revoke: not deleting key %s: it is named only by the CredentialId tag of a version kvrotator did not write, "+
+			"and that version's value is not a SendGrid key that proves it; delete the key by hand if it is really retired", credentialID))
 	}
 	cfg, admin, err := p.prepare(ctx, req)
 	if err != nil {
 		return err
 	}
+	if req.HandWritten {
+		// The value says "SG.<id>.…", but anyone can write that: only a key SendGrid accepts proves it.
+		proven, err := p.retiredProves(ctx, cfg, admin, req, credentialID)
+		if err != nil || !proven {
+			return err // nil when the key is already gone: nothing to revoke
+		}
+	}
 	if id, ok := embeddedID(admin); ok && id == credentialID {
 		return providers.Permanent(fmt.Errorf("sendgrid revoke: refusing to delete key %s: it is the admin key in secret %q", credentialID, cfg.adminSecret))
 	}
 	return p.deleteKey(ctx, cfg, admin, credentialID, []string{admin, req.Current.Reveal()})
+}
+
+// retiredProves checks a hand-written version's claim that its value is key credentialID: the value
+// must authenticate at SendGrid (GET /v3/scopes with it). When it does not, the key may simply be gone
+// already (a revocation interrupted after the delete): the admin key looks it up, and a 404 means there
+// is nothing left to do (false, nil). Otherwise the claim is refused, permanently.
+func (p *Provider) retiredProves(ctx context.Context, cfg config, admin string, req providers.Request, credentialID string) (bool, error) {
+	retired := strings.TrimSpace(req.Retired.Reveal())
+	secrets := []string{admin, retired, req.Current.Reveal()}
+	c := call{op: "prove the retired key", method: http.MethodGet, path: "/v3/scopes", key: retired, secrets: secrets}
+	r, err := p.do(ctx, cfg, c)
+	if err != nil {
+		return false, err
+	}
+	switch r.Status {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+	default:
+		return false, p.failure(cfg, c, r, nil)
+	}
+	look := call{op: "look up key", method: http.MethodGet, path: "/v3/api_keys/" + url.PathEscape(credentialID),
+		key: admin, onBehalfOf: cfg.onBehalfOf, secrets: secrets}
+	r, err = p.do(ctx, cfg, look)
+	if err != nil {
+		return false, err
+	}
+	switch r.Status {
+	case http.StatusNotFound:
+		return false, nil
+	case http.StatusOK:
+		return false, providers.Permanent(fmt.Errorf("sendgrid revoke: not deleting key %s: it is named only by the CredentialId tag of a version kvrotator did not write, "+
+			"and that version's value does not authenticate at SendGrid; delete the key by hand if it is really retired", credentialID))
+	}
+	return false, p.failure(cfg, look, r, map[int]httpx.Verdict{http.StatusForbidden: {Reason: forbidden(cfg, "api_keys.read")}})
 }
 
 // embeddedID is the api_key_id inside a key shaped "SG.<id>.<secret>", as SendGrid's keys are. The
@@ -436,6 +505,27 @@ type keyDetails struct {
 // sendgrid-scopes tag when that key cannot be read. It never returns an empty list: SendGrid gives a
 // key created without scopes full access.
 func (p *Provider) scopesFor(ctx context.Context, cfg config, admin string, req providers.Request, secrets []string) ([]string, error) {
+	scopes, err := p.copyScopes(ctx, cfg, admin, req, secrets)
+	if err != nil {
+		return nil, err
+	}
+	var privileged []string
+	for _, s := range scopes {
+		if Privileged(s) && !slices.Contains(cfg.scopes, s) {
+			privileged = append(privileged, s)
+		}
+	}
+	if len(privileged) > 0 {
+		return nil, providers.ConfigErrorf(TagScopes, "",
+			"the key being replaced has scopes that manage the account (%s); kvrotator grants them to a new key only when %s lists them and a binding allows them (allow.scope)",
+			strings.Join(privileged, ", "), TagScopes)
+	}
+	return scopes, nil
+}
+
+// copyScopes is the scopes of the key the current version holds, or the sendgrid-scopes tag when that
+// key cannot be read.
+func (p *Provider) copyScopes(ctx context.Context, cfg config, admin string, req providers.Request, secrets []string) ([]string, error) {
 	id := strings.TrimSpace(req.CredentialID)
 	fallback := func(why string) ([]string, error) {
 		if len(cfg.scopes) > 0 {

@@ -690,6 +690,14 @@ func TestReferences(t *testing.T) {
 		{"default API URL: built in", tags(), []providers.Reference{
 			{Kind: providers.RefSecret, Tag: sendgrid.TagAdminSecret, Value: "sendgrid-admin"},
 			{Kind: providers.RefURL, Tag: sendgrid.TagAPIURL, Value: sendgrid.DefaultAPIURL, Builtin: true},
+			{Kind: providers.RefAccount, Tag: sendgrid.TagOnBehalfOf, Builtin: true},
+		}},
+		{"privileged scopes are references", tags("sendgrid-scopes", "mail.send,api_keys.read,user.profile.read"), []providers.Reference{
+			{Kind: providers.RefSecret, Tag: sendgrid.TagAdminSecret, Value: "sendgrid-admin"},
+			{Kind: providers.RefURL, Tag: sendgrid.TagAPIURL, Value: sendgrid.DefaultAPIURL, Builtin: true},
+			{Kind: providers.RefAccount, Tag: sendgrid.TagOnBehalfOf, Builtin: true},
+			{Kind: providers.RefScope, Tag: sendgrid.TagScopes, Value: "api_keys.read"},
+			{Kind: providers.RefScope, Tag: sendgrid.TagScopes, Value: "user.profile.read"},
 		}},
 		{"every reference", tags("sendgrid-api-url", "https://api.eu.sendgrid.com/", "sendgrid-on-behalf-of", " team-a "), []providers.Reference{
 			{Kind: providers.RefSecret, Tag: sendgrid.TagAdminSecret, Value: "sendgrid-admin"},
@@ -699,10 +707,12 @@ func TestReferences(t *testing.T) {
 		{"the default URL written in the tag: built in", tags("sendgrid-api-url", sendgrid.DefaultAPIURL+"/"), []providers.Reference{
 			{Kind: providers.RefSecret, Tag: sendgrid.TagAdminSecret, Value: "sendgrid-admin"},
 			{Kind: providers.RefURL, Tag: sendgrid.TagAPIURL, Value: sendgrid.DefaultAPIURL, Builtin: true},
+			{Kind: providers.RefAccount, Tag: sendgrid.TagOnBehalfOf, Builtin: true},
 		}},
 		{"a look-alike of the default: bound or refused", tags("sendgrid-api-url", "https://api.sendgrid.com.attacker.example"), []providers.Reference{
 			{Kind: providers.RefSecret, Tag: sendgrid.TagAdminSecret, Value: "sendgrid-admin"},
 			{Kind: providers.RefURL, Tag: sendgrid.TagAPIURL, Value: "https://api.sendgrid.com.attacker.example"},
+			{Kind: providers.RefAccount, Tag: sendgrid.TagOnBehalfOf, Builtin: true},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
