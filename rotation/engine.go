@@ -196,7 +196,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	if err != nil {
 		return failed(err)
 	}
-	o := Outcome{OldVersion: cur.Version, Expires: cur.Expires, Provider: tagValue(cur.Tags, TagProvider)}
+	o := Outcome{OldVersion: cur.Version, Expires: cur.Expires, Provider: providerOf(cur.Tags)}
 	if req.Version != "" && !strings.EqualFold(req.Version, cur.Version) {
 		o.Kind, o.Reason = KindSkipped, fmt.Sprintf("already rotated: version %s is no longer the latest", req.Version)
 		o.OldVersion = req.Version

@@ -46,6 +46,21 @@ type Policy struct {
 // IsManaged reports whether the tags opt the secret in to rotation.
 func IsManaged(tags map[string]string) bool { return tagValue(tags, TagProvider) != "" }
 
+// providerOf is the rotation-provider tag as outcomes, logs and pages show it: the name when it looks
+// like one, else quoted, so that a tag cannot write a line break or a fake field into a log line.
+func providerOf(tags map[string]string) string {
+	v := tagValue(tags, TagProvider)
+	if len(v) <= 64 && !strings.ContainsFunc(v, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) {
+		return v
+	}
+	if len(v) > 64 {
+		v = v[:64]
+	}
+	return strconv.Quote(v)
+}
+
 // tagValue reads a tag case-insensitively (Azure tag names are case-insensitive).
 func tagValue(tags map[string]string, name string) string {
 	return providers.Params(tags).Get(name)

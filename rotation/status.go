@@ -113,7 +113,7 @@ var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (e *Engine) describe(p SecretProperties, st State, at time.Time) SecretStatus {
 	s := SecretStatus{Vault: p.Vault, Secret: p.Name, Version: p.Version, Enabled: p.Enabled, Expires: p.Expires,
-		Updated: p.Updated, Managed: IsManaged(p.Tags), Provider: tagValue(p.Tags, TagProvider)}
+		Updated: p.Updated, Managed: IsManaged(p.Tags), Provider: providerOf(p.Tags)}
 	if p.Expires != nil {
 		ra := p.Expires.Add(-e.cfg.Defaults.NearExpiryLead)
 		s.RotateAt = &ra

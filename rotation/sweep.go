@@ -65,7 +65,7 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 			now := e.clock.Now()
 			_, prov, _, err := e.policy(v.Name(), p.Name, p.Tags)
 			if err != nil {
-				o := with(Outcome{Vault: v.Name(), Secret: p.Name, OldVersion: p.Version, Provider: tagValue(p.Tags, TagProvider), Trigger: trigger, Expires: p.Expires}, failed(err))
+				o := with(Outcome{Vault: v.Name(), Secret: p.Name, OldVersion: p.Version, Provider: providerOf(p.Tags), Trigger: trigger, Expires: p.Expires}, failed(err))
 				e.publish(ctx, o)
 				add(o)
 				if due, why := e.due(p, now); due && p.Expires != nil {
@@ -128,7 +128,7 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 }
 
 func (e *Engine) overdue(ctx context.Context, p SecretProperties, trigger Trigger, reason string) Outcome {
-	o := Outcome{Kind: KindOverdue, Vault: p.Vault, Secret: p.Name, OldVersion: p.Version, Provider: tagValue(p.Tags, TagProvider),
+	o := Outcome{Kind: KindOverdue, Vault: p.Vault, Secret: p.Name, OldVersion: p.Version, Provider: providerOf(p.Tags),
 		Trigger: trigger, Expires: p.Expires, Reason: reason}
 	e.publish(ctx, o)
 	return o
@@ -161,7 +161,7 @@ func dueRevocations(st State, latest string, now time.Time) int {
 // never the one the latest version holds; the provider is given both values to check where it can.
 func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigger Trigger, dryRun bool) Outcome {
 	start := time.Now()
-	o := Outcome{Vault: v.Name(), Secret: p.Name, OldVersion: p.Version, Provider: tagValue(p.Tags, TagProvider), Trigger: trigger, DryRun: dryRun}
+	o := Outcome{Vault: v.Name(), Secret: p.Name, OldVersion: p.Version, Provider: providerOf(p.Tags), Trigger: trigger, DryRun: dryRun}
 	defer func() {
 		o.DurationMS = time.Since(start).Milliseconds()
 		e.publish(ctx, o)

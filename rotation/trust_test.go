@@ -355,3 +355,12 @@ func TestChangedReferencesDropPendingRevocations(t *testing.T) {
 		t.Fatalf("%+v %+v", o, f.state("s"))
 	}
 }
+
+func TestProviderTagCannotForgeLogLines(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	v1 := f.seed("s", 10*day, map[string]string{"rotation-provider": "test\noutcome=rotated vault=other"})
+	o := f.eng.HandleEvent(context.Background(), rotation.Event{Type: rotation.EventNearExpiry, Vault: "myvault", Secret: "s", Version: v1})
+	if strings.ContainsAny(o.Provider, "\n\r") || strings.ContainsAny(o.Reason, "\n\r") || o.Kind != rotation.KindFailed {
+		t.Fatalf("%+v", o)
+	}
+}

@@ -359,3 +359,41 @@ func TestAddressMustBeTheBoundTag(t *testing.T) {
 		t.Fatalf("the other application holds %d passwords", n)
 	}
 }
+
+// TestRevokeOfAHandWrittenIDNeedsProof: when the id to remove is only the CredentialId tag of a version
+// kvrotator did not write, the replaced value must be that password: same hint and a working sign-in.
+// A forged value with the right first characters is refused, nothing removed; the real one is removed.
+func TestRevokeOfAHandWrittenIDNeedsProof(t *testing.T) {
+	t.Run("a forged value with the victim's hint", func(t *testing.T) {
+		r := newRevokeFixture(t)
+		req := r.revokeRequest()
+		req.HandWritten = true
+		req.Retired = providers.NewValue(initialSecret[:3] + "-forged-by-the-tag-writer-0123456789")
+		err := r.provider().Revoke(ctx, req, r.initialID)
+		if !providers.IsPermanent(err) || !strings.Contains(err.Error(), "does not sign in") {
+			t.Fatalf("got %v", err)
+		}
+		r.assertNothingRemoved(t, err)
+	})
+	t.Run("no replaced value to prove it", func(t *testing.T) {
+		r := newRevokeFixture(t)
+		req := r.revokeRequest()
+		req.HandWritten, req.Retired = true, providers.Value{}
+		err := r.provider().Revoke(ctx, req, r.initialID)
+		if !providers.IsPermanent(err) || !strings.Contains(err.Error(), "cannot be shown") {
+			t.Fatalf("got %v", err)
+		}
+		r.assertNothingRemoved(t, err)
+	})
+	t.Run("the real password", func(t *testing.T) {
+		r := newRevokeFixture(t)
+		req := r.revokeRequest()
+		req.HandWritten = true
+		if err := r.provider().Revoke(ctx, req, r.initialID); err != nil {
+			t.Fatal(err)
+		}
+		if ids := r.keyIDs(); slices.Contains(ids, r.initialID) {
+			t.Fatalf("passwords %v", ids)
+		}
+	})
+}

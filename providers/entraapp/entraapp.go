@@ -296,14 +296,57 @@ func (p *Provider) Revoke(ctx context.Context, req providers.Request, credential
 	if err != nil {
 		return err
 	}
-	if pw, ok := app.password(credentialID); ok {
+	pw, listed := app.password(credentialID)
+	if listed {
 		if err := removable("revoke", app, pw, req); err != nil {
+			return err
+		}
+	}
+	if listed && req.HandWritten {
+		// The id is only the CredentialId tag of a version kvrotator did not write: the replaced
+		// value must prove it is that password — it signs in (a password of this application) and its
+		// first characters are the password's hint.
+		if err := p.proveRetired(ctx, cl, cfg, pw, req); err != nil {
 			return err
 		}
 	}
 	// Not listed: gone, or (just added, in the unverified credential's clean-up) not replicated to
 	// the replica that answered yet; removePassword tells which.
 	return cl.removePassword(ctx, "/applications/"+app.ID, credentialID)
+}
+
+// proveRetired checks that req.Retired is the password pw: Graph's hint matches its first characters
+// and it signs in to the application. Anything less is refused permanently; a sign-in that fails
+// transiently is returned as it is, to be retried.
+func (p *Provider) proveRetired(ctx context.Context, cl *client, cfg config, pw passwordCredential, req providers.Request) error {
+	refuse := func(why string) error {
+		return providers.Permanent(fmt.Errorf("%s revoke: not removing password %s: it is named only by the CredentialId tag of a version kvrotator did not write, and %s; remove it by hand if it is really retired",
+			Name, pw.KeyID, why))
+	}
+	hint := ""
+	if pw.Hint != nil {
+		hint = *pw.Hint
+	}
+	if req.Retired.IsZero() || len(hint) != hintLen || hintOf(req.Retired) != hint {
+		return refuse("that version's value cannot be shown to be that password (by its hint)")
+	}
+	appID := cfg.appID
+	if appID == "" {
+		var err error
+		if appID, err = p.appID(ctx, cl, cfg); err != nil {
+			return err
+		}
+	}
+	if err := cl.verifyToken(ctx, cfg.tenant, appID, req.Retired.Reveal()); err != nil {
+		// A refused sign-in (invalid_client is "not propagated yet" for a new secret, but this one is
+		// old) is a refusal; an unavailable endpoint is retried.
+		var he *httpx.Error
+		if providers.IsPermanent(err) || (errors.As(err, &he) && he.Status >= 400 && !httpx.Retryable(he.Status)) {
+			return refuse("that version's value does not sign in to the application")
+		}
+		return err
+	}
+	return nil
 }
 
 // hintLen is how many leading characters of a secret Graph's passwordCredential hint holds.

@@ -345,6 +345,10 @@ func (p *Provider) Revoke(ctx context.Context, req providers.Request, credential
 		return providers.Permanent(fmt.Errorf("webhook revoke: refusing to revoke credential %s: the latest version of secret %q holds it", credentialID, req.Secret))
 	case !req.Retired.IsZero() && req.Retired.Reveal() == req.Current.Reveal():
 		return providers.Permanent(fmt.Errorf("webhook revoke: refusing to revoke credential %s: the replaced version's value is the latest version's", credentialID))
+	case req.HandWritten && req.Retired.IsZero():
+		// The id is only a tag's word and there is no value whose digest lets the service check it.
+		return providers.Permanent(fmt.Errorf("webhook revoke: not revoking credential %s: it is named only by the CredentialId tag of a version kvrotator did not write, "+
+			"and that version can no longer be read to prove it; revoke it by hand if it is really retired", credentialID))
 	}
 	cfg, key, err := p.prepare(ctx, req)
 	if err != nil {

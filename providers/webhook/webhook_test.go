@@ -543,6 +543,11 @@ func TestRevokeRefusesTheLatestVersionsCredential(t *testing.T) {
 			r.Retired = next.Value
 			return r
 		}(), currentID, "is the latest version's"},
+		{"a hand-written id with no retired value to prove it", func() providers.Request {
+			r := laterRequest(srv.URL, next)
+			r.Retired, r.HandWritten = providers.Value{}, true
+			return r
+		}(), currentID + "-other", "can no longer be read to prove it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.req.Secrets = countingSecrets{httpxtest.Secrets{keySecret: signingKey}, &reads}

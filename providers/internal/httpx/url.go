@@ -22,6 +22,7 @@ const (
 	URLUserInfo                          // user[:password]@
 	URLQuery                             // ?…, even an empty one
 	URLFragment                          // #…, even an empty one
+	URLPath                              // a "." or ".." segment, or an encoded "/", "\" or "."
 )
 
 func (p URLProblem) Error() string {
@@ -42,8 +43,25 @@ func (p URLProblem) Error() string {
 		return "must not contain a query"
 	case URLFragment:
 		return "must not contain a fragment"
+	case URLPath:
+		return `the path must not contain "." or ".." segments, a backslash or an encoded "/", "\" or "."`
 	}
 	return "not a valid base URL"
+}
+
+// cleanPath reports whether an escaped URL path has no dot segments, no backslash and no encoded
+// slash, backslash or dot.
+func cleanPath(p string) bool {
+	lower := strings.ToLower(p)
+	if strings.Contains(p, `\`) || strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") {
+		return false
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // loopbackHosts may be called over plain http when ParseBaseURL allows it: the request never leaves
@@ -74,6 +92,9 @@ func ParseBaseURL(raw string, loopbackHTTP bool) (string, error) {
 		return "", URLQuery
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return "", URLFragment
+	case !cleanPath(u.EscapedPath()):
+		// The server would normalise them to another path than the one the operator bound.
+		return "", URLPath
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
