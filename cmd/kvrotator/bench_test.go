@@ -11,6 +11,7 @@ import (
 
 	"github.com/kvrotator/kvrotator/handler"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
+	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/rotation"
 	"github.com/kvrotator/kvrotator/rotation/rotationtest"
 )
@@ -21,7 +22,8 @@ import (
 
 func benchHandler(b *testing.B) (http.Handler, *rotationtest.MemVault) {
 	vault := rotationtest.NewMemVault("bench-vault")
-	eng, err := rotation.New(rotation.Config{Vaults: []rotation.Vault{vault}})
+	provs, _ := registry.Build(registry.Env{})
+	eng, err := rotation.New(rotation.Config{Vaults: []rotation.Vault{vault}, Providers: provs.Lookup})
 	if err != nil {
 		b.Fatal(err)
 	}
