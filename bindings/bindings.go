@@ -19,7 +19,8 @@
 //	]}
 //
 // Patterns use path.Match syntax: "*" matches any run of characters except "/", "?" one character,
-// "[…]" a class. Everything but logins is compared case-insensitively (Key Vault names, ARM ids, host
+// "[…]" a class; in allow patterns, {vault} and {secret} stand for the covered secret's own vault and
+// name (".../storageAccounts/{secret}": each secret only the account named like it). Everything but logins is compared case-insensitively (Key Vault names, ARM ids, host
 // names and GUIDs are case-insensitive; database role names are not). A reference is allowed when one
 // binding whose secrets pattern matches "<vault>/<secret>" and whose provider is the secret's provider
 // (or "*") lists a matching pattern for the reference's kind. The package makes no network call.
@@ -181,14 +182,18 @@ func (b *Binding) covers(vault, secret, provider string) bool {
 	return false
 }
 
-// allows reports whether b lets ref through: a pattern of its kind matches it, or ref is the
-// provider's builtin default and b does not restrict that kind.
-func (b *Binding) allows(ref providers.Reference) bool {
+// allows reports whether b lets ref, a reference of secret vault/secret, through: a pattern of its kind
+// matches it, or ref is the provider's builtin default and b does not restrict that kind. The
+// placeholders {vault} and {secret} in a pattern stand for the secret's own vault and name, so one
+// binding can tie each secret to what is named after it.
+func (b *Binding) allows(ref providers.Reference, vault, secret string) bool {
 	pats, restricted := b.Allow[ref.Kind]
 	if ref.Builtin && !restricted {
 		return true
 	}
 	for _, pat := range pats {
+		// Key Vault names are letters, digits and hyphens: nothing a glob would read as a pattern.
+		pat = strings.NewReplacer("{vault}", vault, "{secret}", secret).Replace(pat)
 		if matchRef(ref.Kind, pat, ref.Value) {
 			return true
 		}
@@ -275,7 +280,7 @@ func (p *Policy) Check(vault, secret, provider string, refs []providers.Referenc
 	for _, b := range covering {
 		var missing []providers.Reference
 		for _, r := range refs {
-			if !b.allows(r) {
+			if !b.allows(r, vault, secret) {
 				missing = append(missing, r)
 			}
 		}

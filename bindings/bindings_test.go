@@ -185,3 +185,27 @@ func TestOneBindingMustAllowEveryReference(t *testing.T) {
 		})
 	}
 }
+
+// TestPlaceholdersTieEachSecretToItsOwn: one binding for many secrets where each may reach only what is
+// named after it.
+func TestPlaceholdersTieEachSecretToItsOwn(t *testing.T) {
+	p, err := bindings.Parse([]byte(`{"bindings": [{"name": "own-account", "secrets": ["kv/*"], "provider": "azure-keys",
+		"allow": {"resource": ["/subscriptions/s1/resourceGroups/team-a/providers/Microsoft.Storage/storageAccounts/{secret}"],
+		          "secret": ["{vault}-{secret}-admin"]}}]}`), "b.json", known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := func(name string) []providers.Reference {
+		return []providers.Reference{{Kind: providers.RefResource, Tag: "ProviderAddress",
+			Value: "/subscriptions/s1/resourceGroups/team-a/providers/Microsoft.Storage/storageAccounts/" + name}}
+	}
+	if err := p.Check("kv", "acct1", "azure-keys", res("acct1")); err != nil {
+		t.Fatalf("own account: %v", err)
+	}
+	if err := p.Check("kv", "acct1", "azure-keys", res("acct2")); err == nil {
+		t.Fatal("another secret's account was allowed")
+	}
+	if err := p.Check("kv", "x", "azure-keys", []providers.Reference{{Kind: providers.RefSecret, Tag: "t", Value: "kv-x-admin"}}); err != nil {
+		t.Fatalf("{vault}-{secret}-admin: %v", err)
+	}
+}
