@@ -427,6 +427,7 @@ func TestIdentityBasedStorageAndSettingsTheCodeReads(t *testing.T) {
 		config.EnvSweepSchedule:           "[parameters('sweepSchedule')]",
 		"KVROTATOR_CREDENTIAL":            "managed-identity",
 		config.EnvLogLevel:                "[parameters('logLevel')]",
+		config.EnvBindings:                "[parameters('bindings')]",
 	}
 	for k, v := range want {
 		if s[k] != v {
