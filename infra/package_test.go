@@ -142,3 +142,53 @@ func TestZipAppRefusesAForeignBinary(t *testing.T) {
 		t.Errorf("zipapp left a zip behind after failing")
 	}
 }
+
+// TestZipAppPackagesTheOperatorsBindings: a bindings.json at the Function App root (the operator's
+// bindings, KVROTATOR_BINDINGS=bindings.json) goes into the package; nothing else from the root does.
+func TestZipAppPackagesTheOperatorsBindings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-builds a binary")
+	}
+	root, dir := t.TempDir(), t.TempDir()
+	for name, body := range map[string]string{
+		"host.json":                    `{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"kvrotator"}}}`,
+		"KeyVaultEvents/function.json": `{"bindings":[]}`,
+		"bindings.json":                `{"bindings":[]}`,
+		"bindings.sample.json":         `{"bindings":[]}`,
+		"notes.txt":                    "not packaged",
+	} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "kvrotator")
+	build := exec.Command("go", "build", "-o", bin, "./scripts/zipapp")
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build a linux/amd64 binary: %v\n%s", err, out)
+	}
+	out := filepath.Join(dir, "app.zip")
+	cmd := exec.Command("go", "run", "./scripts/zipapp", "-root", root, "-binary", bin, "-o", out)
+	cmd.Dir = ".."
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("zipapp: %v\n%s", err, b)
+	}
+	zr, err := zip.OpenReader(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var got []string
+	for _, f := range zr.File {
+		got = append(got, f.Name)
+	}
+	sort.Strings(got)
+	if want := []string{"KeyVaultEvents/function.json", "bindings.json", "host.json", "kvrotator"}; !slices.Equal(got, want) {
+		t.Fatalf("zip entries = %v, want %v", got, want)
+	}
+}
