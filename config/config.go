@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/keyvault"
+	"github.com/kvrotator/kvrotator/rotation"
 )
 
 // App setting names. local.settings.sample.json and the README document each.
@@ -30,6 +31,10 @@ const (
 	EnvEventKeySecret   = "KVROTATOR_EVENT_TOPIC_KEY_SECRET" // vault/secret holding the topic key, instead of the managed identity
 	EnvBindings         = "KVROTATOR_BINDINGS"               // the operator's bindings: inline JSON or a file path (see package bindings)
 	EnvJournalDir       = "KVROTATOR_JOURNAL_DIR"            // a directory for kvrotator's journal when there is no AzureWebJobsStorage
+	EnvPause            = "KVROTATOR_PAUSE"                  // the kill switch: true stops every rotation and revocation
+	EnvWindow           = "KVROTATOR_ROTATION_WINDOW"        // default rotation window ("Mon-Fri 02:00-04:00 Europe/Berlin")
+	EnvSchedule         = "KVROTATOR_ROTATION_SCHEDULE"      // default schedule ("every 30d", a cron expression)
+	EnvMinInterval      = "KVROTATOR_MIN_INTERVAL"           // default least time between rotations ("12h"; none)
 )
 
 // VaultSetting is one configured vault.
@@ -60,6 +65,23 @@ type Settings struct {
 	Bindings string
 	// JournalDir is where the file journal lives ("" = the blob journal beside the leases, or memory).
 	JournalDir string
+	// Paused is the kill switch as read at start (the app re-reads the setting while it runs).
+	Paused bool
+	// Window, Schedule and MinInterval are the timing defaults for secrets without their own tags.
+	Window      string
+	Schedule    string
+	MinInterval time.Duration
+}
+
+// ParsePause reads KVROTATOR_PAUSE: true/false (also 1/0, yes/no); empty is false.
+func ParsePause(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "false", "0", "no":
+		return false, nil
+	case "true", "1", "yes":
+		return true, nil
+	}
+	return false, fmt.Errorf("%s=%q: want true or false", EnvPause, v)
 }
 
 // FromEnv reads the settings through getenv (os.Getenv in production). All problems are reported
@@ -105,6 +127,27 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: want <vault>/<secret name>", EnvEventKeySecret, ref))
 		}
 		s.EventKeyVault, s.EventKeySecret = v, sec
+	}
+	var err error
+	if s.Paused, err = ParsePause(getenv(EnvPause)); err != nil {
+		errs = append(errs, err)
+	}
+	s.Window = strings.TrimSpace(getenv(EnvWindow))
+	if s.Window != "" {
+		if _, err := rotation.ParseWindow(s.Window); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvWindow, s.Window, err))
+		}
+	}
+	s.Schedule = strings.TrimSpace(getenv(EnvSchedule))
+	if s.Schedule != "" {
+		if _, err := rotation.ParseSchedule(s.Schedule); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvSchedule, s.Schedule, err))
+		}
+	}
+	if v := strings.TrimSpace(getenv(EnvMinInterval)); v != "" {
+		if s.MinInterval, err = rotation.ParseInterval(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvMinInterval, v, err))
+		}
 	}
 	s.Bindings = strings.TrimSpace(getenv(EnvBindings))
 	s.JournalDir = strings.TrimSpace(getenv(EnvJournalDir))

@@ -73,9 +73,12 @@ func (h *handler) rotateSecret(inv *invocation, r *http.Request) reply {
 }
 
 // statusFor maps an outcome to the caller's HTTP status: failures the caller can retry are 503, other
-// failures (bad policy, unknown vault, provider refused) 422, anything else 200.
+// failures (bad policy, unknown vault, provider refused) 422, a rotation refused because it would reset
+// a slot or login still in use 409 (override lifts it), anything else 200.
 func statusFor(o rotation.Outcome) int {
 	switch {
+	case o.Conflict:
+		return http.StatusConflict
 	case o.Transient():
 		return http.StatusServiceUnavailable
 	case o.Failed():
@@ -131,6 +134,8 @@ var usage = struct {
 		"version": "rotate only if this is still the latest version (optional, 32 hex digits)",
 		"dryRun":  "true: say what would happen, change nothing (POST default false; GET is always a dry run)",
 		"force":   "false: rotate only if the secret is due (POST default true)",
+		"override": "true: ignore the rotation window, the minimum interval and the back-to-back guard (an emergency: " +
+			"consumers of the previous version's slot or login break); a refusal by the guard answers 409",
 	},
 }
 
@@ -138,7 +143,7 @@ var usage = struct {
 type fieldError struct{ Field, Error string }
 
 // inputFields maps the lower-cased input names to their canonical spelling.
-var inputFields = map[string]string{"vault": "vault", "secret": "secret", "version": "version", "dryrun": "dryRun", "force": "force"}
+var inputFields = map[string]string{"vault": "vault", "secret": "secret", "version": "version", "dryrun": "dryRun", "force": "force", "override": "override"}
 
 // parseRotateInput reads the request's inputs: for POST the JSON body (or, when the body is empty,
 // the query string), for GET the query string. It returns nil, nil for a GET asking for nothing
@@ -162,13 +167,13 @@ func parseRotateInput(method string, req httpRequest) (*rotation.Request, *field
 
 	in := &rotation.Request{Trigger: rotation.TriggerManual, Force: true, DryRun: method == http.MethodGet}
 	strs := map[string]*string{"vault": &in.Vault, "secret": &in.Secret, "version": &in.Version}
-	bools := map[string]*bool{"dryRun": &in.DryRun, "force": &in.Force}
+	bools := map[string]*bool{"dryRun": &in.DryRun, "force": &in.Force, "override": &in.Override}
 	seen := map[string]bool{}
 	for _, key := range slices.Sorted(maps.Keys(values)) { // sorted: the same input gets the same error
 		name, known := inputFields[strings.ToLower(strings.TrimSpace(key))]
 		switch {
 		case !known && strict:
-			return nil, &fieldError{Field: clip(key), Error: fmt.Sprintf("unknown field %q (fields: vault, secret, version, dryRun, force)", clip(key))}
+			return nil, &fieldError{Field: clip(key), Error: fmt.Sprintf("unknown field %q (fields: vault, secret, version, dryRun, force, override)", clip(key))}
 		case !known: // query parameters such as the function key (code) are not ours
 			continue
 		case seen[name]:

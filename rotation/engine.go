@@ -54,6 +54,9 @@ type Config struct {
 	// FailureBackoff is the sweep's wait after a failed rotation, doubling per consecutive failure up to
 	// 24 h (default 10 min).
 	FailureBackoff time.Duration
+	// Paused is the global kill switch (an app setting for incidents): nothing is rotated or revoked,
+	// every secret is still reported. Paused returns it now, so that a running sweep stops mid-way.
+	Paused func() bool
 }
 
 // Engine rotates secrets. It is safe for concurrent use.
@@ -97,8 +100,18 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Defaults.Grace < 0 {
 		return nil, errors.New("rotation: negative grace period")
 	}
-	if cfg.Defaults.Grace == 0 {
+	if cfg.Defaults.Grace == 0 && !cfg.Defaults.GraceSet {
 		cfg.Defaults.Grace = 24 * time.Hour
+	}
+	if cfg.Defaults.Window != "" {
+		if _, err := ParseWindow(cfg.Defaults.Window); err != nil {
+			return nil, fmt.Errorf("rotation: default window %q: %w", cfg.Defaults.Window, err)
+		}
+	}
+	if cfg.Defaults.Schedule != "" {
+		if _, err := ParseSchedule(cfg.Defaults.Schedule); err != nil {
+			return nil, fmt.Errorf("rotation: default schedule %q: %w", cfg.Defaults.Schedule, err)
+		}
 	}
 	if cfg.Defaults.Validity <= cfg.Defaults.NearExpiryLead {
 		return nil, fmt.Errorf("rotation: default validity %v must exceed the near-expiry lead %v, or every new version would be due at once",
@@ -211,37 +224,37 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 		return with(o, failed(err))
 	}
 	now := e.clock.Now()
-	if !cur.Enabled {
-		return with(o, failed(providers.Permanent(errors.New("the latest version is disabled: enable it or write a new version by hand"))))
-	}
-	if !req.Force && (req.Trigger == TriggerTimer || req.Trigger == TriggerManual) {
-		if due, why := e.due(cur.SecretProperties, now); !due {
-			o.Kind, o.Reason = KindSkipped, why
-			return o
-		}
-	}
 	st, err := e.cfg.Journal.Load(ctx, v.Name(), req.Secret)
 	if err != nil {
 		return with(o, failed(fmt.Errorf("read the journal: %w", err)))
 	}
 	st = heal(st, cur.SecretProperties)
+	d := e.decide(decideInput{p: cur.SecretProperties, pol: pol, prov: prov, st: st.For(cur.Version), now: now, req: req})
+	switch d.Action {
+	case ActBlocked:
+		if !cur.Enabled {
+			return with(o, failed(providers.Permanent(errors.New(d.Reason))))
+		}
+		o.Kind, o.Reason = KindSkipped, d.Reason // paused
+		return o
+	case ActNothing, ActWait:
+		o.Kind, o.Reason, o.Conflict = KindSkipped, d.Reason, d.Guard
+		if !d.At.IsZero() {
+			o.NextAt = &d.At
+		}
+		return o
+	}
 	refsKey := RefsKey(pol.Provider, refs)
 	curCred, handWritten := currentCredential(st, cur.Version, pol, refsKey)
 	expires := now.Add(pol.Validity)
 	if req.DryRun {
 		o.Kind, o.Expires = KindPlanned, &expires
-		o.Reason = fmt.Sprintf("would rotate with provider %s (%s): create, verify, write a new version expiring %s", pol.Provider, prov.Shape(), expires.UTC().Format(time.RFC3339))
+		o.Reason = fmt.Sprintf("would rotate (%s) with provider %s (%s): create, verify, write a new version expiring %s",
+			d.Reason, pol.Provider, prov.Shape(), expires.UTC().Format(time.RFC3339))
 		if _, ok := prov.(providers.Revoker); ok && prov.Shape() == providers.ShapeCreateRevoke && curCred != "" {
 			o.Reason += fmt.Sprintf(", revoke credential %s after %v", curCred, pol.Grace)
 		}
 		return o
-	}
-
-	if _, ok := prov.(providers.Revoker); ok && prov.Shape() == providers.ShapeCreateRevoke && len(st.Pending) >= MaxPending {
-		// Each rotation leaves one more live credential until its grace is over: a secret rotated again
-		// and again (its expiry set to now, say) must not exhaust the issuer's key quota for others.
-		return with(o, failed(providers.Permanent(fmt.Errorf("%d replaced credentials are still waiting for revocation (at most %d); "+
-			"the next rotation waits until their grace periods are over", len(st.Pending), MaxPending))))
 	}
 
 	// Mark the attempt in the journal before the provider creates anything: if this run dies, the
@@ -289,6 +302,21 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 
 	if cred.ExpiresAt != nil && cred.ExpiresAt.Before(expires) {
 		expires = *cred.ExpiresAt
+		if minLife := now.Add(e.cfg.Defaults.NearExpiryLead + lifetimeMargin); expires.Before(minLife) {
+			// The new version would be due again at once: rotating on every sweep. Refuse, and retire
+			// what was just made (it is recorded nowhere).
+			if rv, ok := prov.(providers.Revoker); ok && cred.CredentialID != "" && cred.CredentialID != curCred {
+				rreq := preq
+				rreq.Retired, rreq.HandWritten = cred.Value, false
+				if rerr := rv.Revoke(ctx, rreq, cred.CredentialID); rerr != nil {
+					e.log.Warn("revoking a credential with too short a lifetime failed", "vault", v.Name(), "secret", req.Secret,
+						"provider", pol.Provider, "error", rerr.Error())
+				}
+			}
+			return fail(providers.Permanent(fmt.Errorf("provider %s: the new credential expires at %s, sooner than the near-expiry lead (%v) plus %v: "+
+				"the new version would be due again at once; give the credential a longer lifetime at the issuer",
+				pol.Provider, expires.UTC().Format(time.RFC3339), e.cfg.Defaults.NearExpiryLead, lifetimeMargin)))
+		}
 	}
 	credID := cred.CredentialID
 	if credID == "" {
@@ -345,6 +373,9 @@ func heal(st State, latest SecretProperties) State {
 	return State{Version: latest.Version, CredentialID: st.Writing, Refs: st.WritingRefs, From: st.Attempted, At: latest.Created.UTC().Truncate(time.Second),
 		Pending: st.Pending, Revoked: st.Revoked}
 }
+
+// lifetimeMargin is how much longer than the near-expiry lead a new credential must live.
+const lifetimeMargin = 24 * time.Hour
 
 // MaxPending bounds the replaced credentials of one secret waiting for revocation: beyond it the
 // secret is not rotated again until some are revoked.
@@ -461,6 +492,9 @@ func (e *Engine) recordFailure(ctx context.Context, v Vault, name string, st Sta
 	}
 	st.Fails++
 	st.FailedAt = now.UTC().Truncate(time.Second)
+	// The attempt is over (failed, not interrupted): the sweep retries it by its back-off, with the same
+	// idempotency key, rather than as an interrupted rotation.
+	st.Started = time.Time{}
 	if err := e.cfg.Journal.Save(ctx, v.Name(), name, st); err != nil {
 		e.log.Warn("recording the failure in the journal failed", "vault", v.Name(), "secret", name, "error", err.Error())
 	}

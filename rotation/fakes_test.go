@@ -36,6 +36,8 @@ type countingProvider struct {
 	readSecrets []string
 	// revokeReqs records the request of every Revoke.
 	revokeReqs []providers.Request
+	// lifetime, when set, is how long the issuer lets a new credential live (Credential.ExpiresAt).
+	lifetime time.Duration
 }
 
 func newCountingProvider(shape providers.Shape) *countingProvider {
@@ -98,7 +100,12 @@ func (p *countingProvider) Create(ctx context.Context, req providers.Request) (p
 	val := "value-of-" + id
 	p.creds[id] = val
 	p.byKey[req.IdempotencyKey] = id
-	return providers.Credential{Value: providers.NewValue(val), CredentialID: id}, nil
+	c := providers.Credential{Value: providers.NewValue(val), CredentialID: id}
+	if p.lifetime > 0 {
+		exp := req.Now.Add(p.lifetime)
+		c.ExpiresAt = &exp
+	}
+	return c, nil
 }
 
 func (p *countingProvider) Verify(ctx context.Context, req providers.Request, c providers.Credential) error {

@@ -15,22 +15,32 @@ import (
 // Tags kvrotator reads and writes. The Azure rotation samples' tags (CredentialId, ProviderAddress,
 // ValidityPeriodDays) are honoured as they are, so secrets set up for those samples work unchanged.
 const (
-	TagProvider     = "rotation-provider"    // opt-in: the provider's name
-	TagCredentialID = "CredentialId"         // the slot, user or key id the current value belongs to
-	TagAddress      = "ProviderAddress"      // ARM resource id, host, account
-	TagValidity     = "ValidityPeriodDays"   // lifetime of each new version, in days
-	TagGrace        = "rotation-grace-hours" // how long a replaced credential stays valid (create-revoke providers)
-	TagState        = "rotation-state"       // a mirror of kvrotator's journal for people; never read back
-	maxTags         = 15                     // Key Vault's limit per secret
-	maxTagValue     = 512                    // Key Vault's limit per tag value
+	TagProvider     = "rotation-provider"     // opt-in: the provider's name
+	TagCredentialID = "CredentialId"          // the slot, user or key id the current value belongs to
+	TagAddress      = "ProviderAddress"       // ARM resource id, host, account
+	TagValidity     = "ValidityPeriodDays"    // lifetime of each new version, in days
+	TagGrace        = "rotation-grace-hours"  // how long a replaced credential stays valid (create-revoke providers)
+	TagState        = "rotation-state"        // a mirror of kvrotator's journal for people; never read back
+	TagWindow       = "rotation-window"       // when rotations may run: "Mon-Fri 02:00-04:00 Asia/Tokyo"
+	TagSchedule     = "rotation-schedule"     // rotate on a schedule too: "every 30d", "CRON_TZ=Europe/Berlin 0 3 1 * *"
+	TagMinInterval  = "rotation-min-interval" // the least time between two rotations: "12h", "7d"
+	TagPause        = "rotation-pause"        // "true": nothing is rotated or revoked, everything reported
+	maxTags         = 15                      // Key Vault's limit per secret
+	maxTagValue     = 512                     // Key Vault's limit per tag value
 	maxValidityDays = 3650
 )
 
 // Defaults are the app-wide settings a policy falls back on.
 type Defaults struct {
-	Validity       time.Duration // when ValidityPeriodDays is absent
-	Grace          time.Duration // when rotation-grace-hours is absent
+	Validity time.Duration // when ValidityPeriodDays is absent
+	Grace    time.Duration // when rotation-grace-hours is absent (see GraceSet)
+	// GraceSet says Grace was given (so that zero means zero); unset, the engine uses 24 h.
+	GraceSet       bool
 	NearExpiryLead time.Duration // Key Vault's SecretNearExpiry lead time (30 days)
+	// Window, Schedule and MinInterval apply when a secret has no tag of its own ("" and 0: none).
+	Window      string
+	Schedule    string
+	MinInterval time.Duration
 }
 
 // Policy is a managed secret's rotation policy, read from its tags. Tags choose and time; they never
@@ -41,6 +51,14 @@ type Policy struct {
 	Address      string
 	Validity     time.Duration
 	Grace        time.Duration
+	// Window, when set, is when rotations may run (events outside it are deferred to it).
+	Window *Window
+	// Schedule, when set, rotates the secret on a calendar as well as before it expires.
+	Schedule *Schedule
+	// MinInterval is the least time between two rotations (0: none).
+	MinInterval time.Duration
+	// Paused: nothing is rotated or revoked; the secret is still reported.
+	Paused bool
 }
 
 // IsManaged reports whether the tags opt the secret in to rotation.
@@ -102,7 +120,47 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 		return p, err
 	}
 	p.Grace = time.Duration(hours) * time.Hour
-	return p, nil
+	var errs []error
+	if s := textOr(params, TagWindow, d.Window); s != "" {
+		w, err := ParseWindow(s)
+		if err != nil {
+			errs = append(errs, providers.ConfigErrorf(TagWindow, s, "%v", err))
+		} else {
+			p.Window = &w
+		}
+	}
+	if s := textOr(params, TagSchedule, d.Schedule); s != "" {
+		sc, err := ParseSchedule(s)
+		if err != nil {
+			errs = append(errs, providers.ConfigErrorf(TagSchedule, s, "%v", err))
+		} else {
+			p.Schedule = &sc
+		}
+	}
+	p.MinInterval = d.MinInterval
+	if s := strings.TrimSpace(params.Get(TagMinInterval)); s != "" {
+		iv, err := ParseInterval(s)
+		if err != nil {
+			errs = append(errs, providers.ConfigErrorf(TagMinInterval, s, "%v", err))
+		}
+		p.MinInterval = iv
+	}
+	switch s := strings.ToLower(strings.TrimSpace(params.Get(TagPause))); s {
+	case "", "false", "no", "0":
+	case "true", "yes", "1":
+		p.Paused = true
+	default:
+		errs = append(errs, providers.ConfigErrorf(TagPause, s, "want true or false"))
+	}
+	return p, providers.JoinErrors(errs)
+}
+
+// textOr is the trimmed tag, or def when the tag is absent.
+func textOr(params providers.Params, tag, def string) string {
+	if s := strings.TrimSpace(params.Get(tag)); s != "" {
+		return s
+	}
+	return strings.TrimSpace(def)
 }
 
 // State is what kvrotator records about a secret in its Journal. The rotation-state tag mirrors it
@@ -154,6 +212,10 @@ type Pending struct {
 	// HandWritten: the id came from the CredentialId tag of a version kvrotator did not write; the
 	// provider must prove it belongs to the retired value before revoking.
 	HandWritten bool `json:"handWritten,omitempty"`
+	// Fails counts revocations the provider refused for good; the entry is parked until NextTry
+	// (back-off doubling from 10 min to 24 h) and reported each time.
+	Fails   int       `json:"fails,omitempty"`
+	NextTry time.Time `json:"nextTry,omitzero"`
 }
 
 // RefsKey fingerprints a provider name and the references a rotation uses.

@@ -30,6 +30,10 @@ type SecretStatus struct {
 	LastTrigger Trigger    `json:"lastTrigger,omitempty"`
 	Fails       int        `json:"consecutiveFailures,omitempty"`
 	Pending     []Pending  `json:"pendingRevocations,omitempty"`
+	// NextAt is when the next thing happens (the rotation point, the end of a wait, a revocation).
+	NextAt *time.Time `json:"nextAt,omitempty"`
+	// NextWindow is when the secret's rotation window next opens, when it has one and it is closed.
+	NextWindow *time.Time `json:"nextWindow,omitempty"`
 }
 
 // StatusReport covers every configured vault.
@@ -123,13 +127,19 @@ func (e *Engine) describe(p SecretProperties, st State, at time.Time) SecretStat
 		return s
 	}
 	pol, prov, _, err := e.policy(p.Vault, p.Name, p.Tags)
-	s.Due, s.Reason = e.due(p, at)
+	if prov == nil {
+		prov = noProvider{}
+	}
+	d := e.decide(decideInput{p: p, pol: pol, polErr: err, prov: prov, st: st, now: at, req: Request{Trigger: TriggerTimer}})
+	s.Due, s.Overdue, s.Reason = d.Due, d.Overdue, d.Reason
+	if !d.At.IsZero() {
+		next := d.At
+		s.NextAt = &next
+	}
+	s.NextWindow = d.NextWindow
 	if err != nil {
 		s.PolicyError = err.Error()
 		s.Action = "none until the tags are fixed"
-		if s.Due {
-			s.Overdue, s.Reason = true, s.Reason+"; cannot rotate: "+err.Error()
-		}
 		return s
 	}
 	s.State = st
@@ -138,27 +148,31 @@ func (e *Engine) describe(p SecretProperties, st State, at time.Time) SecretStat
 		t := st.At
 		s.LastRotated, s.LastTrigger = &t, st.By
 	}
-	switch {
-	case !p.Enabled:
-		s.Action = "none: the latest version is disabled"
-		s.Overdue = s.Due
-	case s.Due && st.Fails > 0:
-		next := st.FailedAt.Add(e.failureBackoff(st.Fails))
-		s.Overdue = true
-		s.Reason = fmt.Sprintf("%s; failing: %d consecutive failed rotations, the last at %s", s.Reason, st.Fails, st.FailedAt.Format(time.RFC3339))
-		s.Action = fmt.Sprintf("retry with provider %s after %s", pol.Provider, next.UTC().Format(time.RFC3339))
-	case s.Due:
-		// Overdue: expired, or past its rotation point by more than a day (events and sweeps missed it).
-		s.Overdue = p.Expires == nil || !at.Before(*p.Expires) || !at.Before(s.RotateAt.Add(24*time.Hour))
+	switch d.Action {
+	case ActRotate:
 		s.Action = fmt.Sprintf("rotate with provider %s (%s), new version valid %d days", pol.Provider, prov.Shape(), int(pol.Validity/(24*time.Hour)))
-	case dueRevocations(st, p.Version, at) > 0:
-		s.Action = "revoke the replaced credential"
+		if !d.Due {
+			s.Action = "finish the interrupted rotation with provider " + pol.Provider
+		}
+		if d.Revoke {
+			s.Action = "revoke the replaced credential, then " + s.Action
+		}
+	case ActWait:
+		s.Action = "wait until " + d.At.UTC().Format(time.RFC3339)
+		if d.Guard {
+			s.Action += " (back-to-back guard)"
+		}
+	case ActBlocked:
+		s.Action = "none: " + d.Reason
 	default:
-		s.Action = "nothing until " + s.RotateAt.UTC().Format(time.RFC3339)
-	}
-	if !st.Started.IsZero() && s.Action != "" && !s.Due {
-		s.Reason = "a rotation started at " + st.Started.Format(time.RFC3339) + " did not finish"
-		s.Action = "finish the interrupted rotation"
+		switch {
+		case d.Revoke:
+			s.Action = "revoke the replaced credential"
+		case !d.At.IsZero():
+			s.Action = "nothing until " + d.At.UTC().Format(time.RFC3339)
+		default:
+			s.Action = "nothing"
+		}
 	}
 	return s
 }

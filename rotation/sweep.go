@@ -62,8 +62,16 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 			mu.Lock()
 			report.Managed++
 			mu.Unlock()
+			if e.paused() {
+				// The kill switch stops a running sweep: rotations already started finish (each is
+				// whole or not at all), nothing new starts; the secret is still reported.
+				if d := e.decideListed(p, states, trigger); d.Overdue {
+					add(e.overdue(ctx, p, trigger, d.Reason))
+				}
+				return nil
+			}
 			now := e.clock.Now()
-			_, prov, _, err := e.policy(v.Name(), p.Name, p.Tags)
+			pol, prov, _, err := e.policy(v.Name(), p.Name, p.Tags)
 			if err != nil {
 				o := with(Outcome{Vault: v.Name(), Secret: p.Name, OldVersion: p.Version, Provider: providerOf(p.Tags), Trigger: trigger, Expires: p.Expires}, failed(err))
 				e.publish(ctx, o)
@@ -73,38 +81,31 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 				}
 				return nil
 			}
-			st := states[strings.ToLower(p.Name)].ForLatest(p)
-			due, why := e.due(p, now)
-			resume := !due && !st.Started.IsZero() && !now.Before(st.Started.Add(e.cfg.ResumeAfter))
-			if (due || resume) && st.Fails > 0 {
-				if next := st.FailedAt.Add(e.failureBackoff(st.Fails)); now.Before(next) {
-					// Keeps failing: report it, do not hammer the provider.
-					add(e.overdue(ctx, p, trigger, fmt.Sprintf("failing: %d consecutive failed rotations, the last at %s; next attempt after %s",
-						st.Fails, st.FailedAt.Format(time.RFC3339), next.UTC().Format(time.RFC3339))))
-					return nil
-				}
-			}
-			if due || resume {
-				if resume {
-					why = "finishing a rotation interrupted at " + st.Started.Format(time.RFC3339)
-				}
-				_, revokes := prov.(providers.Revoker)
-				revokes = revokes && dueRevocations(st, "", now) > 0
+			st := heal(states[strings.ToLower(p.Name)], p).ForLatest(p)
+			d := e.decide(decideInput{p: p, pol: pol, prov: prov, st: st, now: now, req: Request{Trigger: trigger}})
+			switch d.Action {
+			case ActRotate:
+				force := !d.Due // an interrupted rotation: finish it although the secret is not due
 				run(func() {
-					o := e.Rotate(ctx, Request{Vault: v.Name(), Secret: p.Name, Version: p.Version, Trigger: trigger, DryRun: dryRun, Force: resume})
+					o := e.Rotate(ctx, Request{Vault: v.Name(), Secret: p.Name, Version: p.Version, Trigger: trigger, DryRun: dryRun, Force: force})
 					add(o)
-					if o.Failed() && p.Expires != nil && !now.Before(p.Expires.Add(-e.cfg.Defaults.NearExpiryLead)) {
-						add(e.overdue(ctx, p, trigger, why+"; rotation failed: "+o.Reason))
+					if o.Failed() && d.Due && p.Expires != nil && !now.Before(p.Expires.Add(-e.cfg.Defaults.NearExpiryLead)) {
+						add(e.overdue(ctx, p, trigger, d.Reason+"; rotation failed: "+o.Reason))
 					}
-					if revokes && !dryRun {
-						// A due secret's replaced credentials are retired too, after its rotation
-						// (revoke re-reads the latest version, so it never touches what that holds).
+					if d.Revoke && !dryRun {
+						// A due secret's replaced credentials are retired in the same sweep, after its
+						// rotation (revoke re-reads the latest version, so it never touches what that
+						// holds, and what the replaced version held becomes revocable).
 						add(e.revoke(ctx, v, p, trigger, false))
 					}
 				})
 				return nil
+			case ActWait, ActBlocked:
+				if d.Overdue || d.Guard {
+					add(e.overdue(ctx, p, trigger, d.Reason))
+				}
 			}
-			if _, ok := prov.(providers.Revoker); ok && dueRevocations(st, p.Version, now) > 0 {
+			if d.Revoke {
 				run(func() { add(e.revoke(ctx, v, p, trigger, dryRun)) })
 			}
 			return nil
@@ -125,6 +126,30 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 		return a.Secret < b.Secret
 	})
 	return report
+}
+
+// decideListed decides for a listed secret without a provider call or vault read (status, a paused
+// sweep): the policy, the journal's state and the time.
+func (e *Engine) decideListed(p SecretProperties, states map[string]State, trigger Trigger) Decision {
+	pol, prov, _, err := e.policy(p.Vault, p.Name, p.Tags)
+	st := heal(states[strings.ToLower(p.Name)], p).ForLatest(p)
+	if prov == nil {
+		prov = noProvider{}
+	}
+	return e.decide(decideInput{p: p, pol: pol, polErr: err, prov: prov, st: st, now: e.clock.Now(), req: Request{Trigger: trigger}})
+}
+
+// noProvider stands for the provider of a secret whose tags are wrong, in a decision.
+type noProvider struct{}
+
+func (noProvider) Shape() providers.Shape                            { return "" }
+func (noProvider) Validate(providers.Params) error                   { return nil }
+func (noProvider) References(providers.Params) []providers.Reference { return nil }
+func (noProvider) Create(context.Context, providers.Request) (providers.Credential, error) {
+	return providers.Credential{}, errors.New("no provider")
+}
+func (noProvider) Verify(context.Context, providers.Request, providers.Credential) error {
+	return errors.New("no provider")
 }
 
 func (e *Engine) overdue(ctx context.Context, p SecretProperties, trigger Trigger, reason string) Outcome {
@@ -148,7 +173,7 @@ func (e *Engine) failureBackoff(n int) time.Duration {
 func dueRevocations(st State, latest string, now time.Time) int {
 	n := 0
 	for _, p := range st.Pending {
-		if !now.Before(p.Due) && !strings.EqualFold(p.Version, latest) {
+		if !now.Before(p.Due) && !now.Before(p.NextTry) && !strings.EqualFold(p.Version, latest) {
 			n++
 		}
 	}
@@ -200,10 +225,12 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 	var keep []Pending
 	var done []string
 	var errs []error
+	parked := false
 	for _, pend := range st.Pending {
 		switch {
-		case now.Before(pend.Due), strings.EqualFold(pend.Version, cur.Version):
-			// Not yet; or the version that held it is (again) the latest: it is live.
+		case now.Before(pend.Due), now.Before(pend.NextTry), strings.EqualFold(pend.Version, cur.Version):
+			// Not yet (grace, or parked after a refusal); or the version that held it is (again) the
+			// latest: it is live.
 			keep = append(keep, pend)
 		case strings.EqualFold(pend.CredentialID, curCred):
 			// The latest version holds it: never revoke; drop the stale entry.
@@ -230,10 +257,21 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 				}
 			}
 			if err := e.retry(held, func() error { return rv.Revoke(held, preq, pend.CredentialID) }); err != nil {
-				errs = append(errs, fmt.Errorf("revoke %s: %w", pend.CredentialID, err))
-				if !(pend.HandWritten && providers.IsPermanent(err)) {
+				switch {
+				case pend.HandWritten && providers.IsPermanent(err):
+					// A tag's word the provider could not confirm: reported once, never retried.
+					errs = append(errs, fmt.Errorf("revoke %s: %w", pend.CredentialID, err))
+				case providers.IsPermanent(err):
+					// Parked with back-off and reported each time, never hammered nor forgotten.
+					pend.Fails++
+					pend.NextTry = now.Add(e.failureBackoff(pend.Fails)).UTC().Truncate(time.Second)
+					errs = append(errs, fmt.Errorf("revoke %s (refused %d times; next try after %s): %w", pend.CredentialID, pend.Fails,
+						pend.NextTry.Format(time.RFC3339), err))
+					keep, parked = append(keep, pend), true
+				default:
+					errs = append(errs, fmt.Errorf("revoke %s: %w", pend.CredentialID, err))
 					keep = append(keep, pend)
-				} // else: a tag's word the provider could not confirm; reported once, never retried
+				}
 				continue
 			}
 			done = append(done, pend.CredentialID)
@@ -243,7 +281,7 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		o.Kind, o.Reason = KindPlanned, "would revoke "+strings.Join(done, ", ")
 		return o
 	}
-	if len(done) > 0 || len(keep) != len(st.Pending) {
+	if len(done) > 0 || len(keep) != len(st.Pending) || parked {
 		st.Pending = keep
 		if len(done) > 0 {
 			st.Revoked = now.UTC().Truncate(time.Second)

@@ -130,7 +130,12 @@ type Outcome struct {
 	Expires    *time.Time `json:"expires,omitempty"`
 	DryRun     bool       `json:"dryRun,omitempty"`
 	DurationMS int64      `json:"durationMs,omitempty"`
-	Err        error      `json:"-"`
+	// NextAt is when the secret will be acted on next, for outcomes that defer (outside the window,
+	// minimum interval, back-off, back-to-back guard).
+	NextAt *time.Time `json:"nextAt,omitempty"`
+	// Conflict: refused because it would reset a slot or login still in use (HTTP 409).
+	Conflict bool  `json:"conflict,omitempty"`
+	Err      error `json:"-"`
 }
 
 // Failed reports whether the outcome is a failure, and Transient whether it should be retried.
@@ -163,6 +168,9 @@ type Request struct {
 	Trigger Trigger
 	DryRun  bool // say what would happen, change nothing
 	Force   bool // rotate even if not due (manual rotation)
+	// Override lifts the rotation window, the minimum interval and the back-to-back guard: for
+	// emergencies, knowing that consumers of the previous version's slot or login break.
+	Override bool
 }
 
 // SweepReport is the result of a sweep over every configured vault.

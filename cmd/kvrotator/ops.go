@@ -221,9 +221,11 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func runRotate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var dryRun bool
-	a, o, rest, code := opsApp("rotate", "rotate VAULT SECRET [--dry-run] [--json] [--vaults LIST]", args, stderr, func(fs *flag.FlagSet) {
+	var dryRun, override bool
+	a, o, rest, code := opsApp("rotate", "rotate VAULT SECRET [--dry-run] [--override] [--json] [--vaults LIST]", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&dryRun, "dry-run", false, "say what would happen; change nothing")
+		fs.BoolVar(&override, "override", false, "ignore the rotation window, the minimum interval and the back-to-back guard "+
+			"(an emergency: consumers of the previous version's slot or login break)")
 	})
 	if code >= 0 {
 		return code
@@ -232,7 +234,7 @@ func runRotate(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "kvrotator rotate: want VAULT SECRET (flags before them)")
 		return exitUsage
 	}
-	out := a.engine.Rotate(ctx, rotation.Request{Vault: rest[0], Secret: rest[1], Trigger: rotation.TriggerManual, Force: true, DryRun: dryRun})
+	out := a.engine.Rotate(ctx, rotation.Request{Vault: rest[0], Secret: rest[1], Trigger: rotation.TriggerManual, Force: true, DryRun: dryRun, Override: override})
 	if o.jsonOut {
 		writeJSON(stdout, out)
 	} else {
@@ -245,7 +247,7 @@ func outcomeExit(o rotation.Outcome) int {
 	switch {
 	case o.Transient():
 		return exitTransient
-	case o.Failed():
+	case o.Failed(), o.Conflict:
 		return exitProblem
 	}
 	return exitOK

@@ -178,17 +178,27 @@ func TestProvidersThroughTheHandler(t *testing.T) {
 		t.Fatalf("postgres did not flip to the inactive login: %s", tags["CredentialId"])
 	}
 
-	// 2. HTTP: a manual rotation of each (a dry run first changes nothing).
+	// 2. HTTP: right after the event's rotation, a second one would reset the login the replaced
+	// version's consumers still use: 409 with the time it becomes safe, nothing changed.
+	before, _, _ := latest("orders-db")
+	r409 := invoke("RotateSecret", hostsim.HTTPEnvelope("RotateSecret", "POST", "", []byte(`{"vault":"prov-vault","secret":"orders-db"}`)))
+	if res, _ := r409.HTTPOutput(); res.StatusCode.String() != "409" || !strings.Contains(res.Body, "previous version's consumers") {
+		t.Fatalf("back to back: %+v", res)
+	}
+	if v, _, _ := latest("orders-db"); v != before {
+		t.Fatal("a refused rotation wrote a version")
+	}
+	// A manual rotation of each with the override (a dry run first changes nothing).
 	for _, name := range []string{"orders-db", "mail-key"} {
 		before, _, _ := latest(name)
-		r := invoke("RotateSecret", hostsim.HTTPEnvelope("RotateSecret", "POST", "", []byte(fmt.Sprintf(`{"vault":"prov-vault","secret":%q,"dryRun":true}`, name))))
+		r := invoke("RotateSecret", hostsim.HTTPEnvelope("RotateSecret", "POST", "", []byte(fmt.Sprintf(`{"vault":"prov-vault","secret":%q,"dryRun":true,"override":true}`, name))))
 		if res, _ := r.HTTPOutput(); res.StatusCode.String() != "200" || !strings.Contains(res.Body, "planned") {
 			t.Fatalf("%s dry run: %+v", name, res)
 		}
 		if v, _, _ := latest(name); v != before {
 			t.Fatalf("%s: the dry run wrote a version", name)
 		}
-		r = invoke("RotateSecret", hostsim.HTTPEnvelope("RotateSecret", "POST", "", []byte(fmt.Sprintf(`{"vault":"prov-vault","secret":%q}`, name))))
+		r = invoke("RotateSecret", hostsim.HTTPEnvelope("RotateSecret", "POST", "", []byte(fmt.Sprintf(`{"vault":"prov-vault","secret":%q,"override":true}`, name))))
 		if res, _ := r.HTTPOutput(); res.StatusCode.String() != "200" || !strings.Contains(res.Body, "rotated") {
 			t.Fatalf("%s manual: %+v\n%s", name, res, host.Output())
 		}

@@ -108,7 +108,14 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		Publisher:     pubs,
 		VerifyTimeout: s.VerifyTimeout,
 		Concurrency:   s.SweepConcurrency,
-		Defaults:      rotation.Defaults{Validity: s.DefaultValidity, Grace: s.DefaultGrace, NearExpiryLead: s.NearExpiryLead},
+		Defaults: rotation.Defaults{Validity: s.DefaultValidity, Grace: s.DefaultGrace, GraceSet: true, NearExpiryLead: s.NearExpiryLead,
+			Window: s.Window, Schedule: s.Schedule, MinInterval: s.MinInterval},
+		// The kill switch is re-read on every decision, so that setting it (an app setting change
+		// restarts a Function App; the on-premises runner reads it at each sweep) stops work at once.
+		Paused: func() bool {
+			p, err := config.ParsePause(getenv(config.EnvPause))
+			return p || err != nil
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -195,6 +195,12 @@ func (h *Harness) Manual(name string, dryRun bool) rotation.Outcome {
 	return h.Engine.Rotate(context.Background(), rotation.Request{Vault: VaultName, Secret: name, Trigger: rotation.TriggerManual, Force: true, DryRun: dryRun})
 }
 
+// ManualOverride is the HTTP trigger with "override": true (past the back-to-back guard, the window
+// and the minimum interval), for tests that rotate two-slot or alternating secrets back to back.
+func (h *Harness) ManualOverride(name string) rotation.Outcome {
+	return h.Engine.Rotate(context.Background(), rotation.Request{Vault: VaultName, Secret: name, Trigger: rotation.TriggerManual, Force: true, Override: true})
+}
+
 // RotateInterrupted runs a manual rotation that dies after step and returns its outcome.
 func (h *Harness) RotateInterrupted(name, version string, step Step) rotation.Outcome {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -292,7 +292,7 @@ func TestAttackForgedCredentialIdAfterARotation(t *testing.T) {
 		azsecrets.UpdateSecretPropertiesParameters{Tags: tags}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if o := h.Manual(secretName, false); o.Kind != rotation.KindRotated {
+	if o := h.ManualOverride(secretName); o.Kind != rotation.KindRotated {
 		t.Fatalf("manual: %+v", o)
 	}
 	l.mustLogin(t, l.b, s.Value.Reveal(), "the login the replaced version holds")

@@ -70,7 +70,10 @@ func TestEndToEnd(t *testing.T) {
 		}
 		l.mustLogin(t, prev.Tags["CredentialId"], prev.Value.Reveal(), "the replaced version's login after the sweep")
 
-		if o := h.Manual(secretName, false); o.Kind != rotation.KindRotated {
+		if o := h.Manual(secretName, false); o.Kind != rotation.KindSkipped || !o.Conflict {
+			t.Fatalf("manual within the grace, without override: %+v", o)
+		}
+		if o := h.ManualOverride(secretName); o.Kind != rotation.KindRotated {
 			t.Fatalf("manual: %+v", o)
 		}
 		prev = s

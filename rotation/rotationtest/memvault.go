@@ -27,6 +27,9 @@ type MemVault struct {
 	// Sets and Lists count calls.
 	Sets  int
 	Lists int
+	// Now, when set, stamps new versions' creation time (tests drive it with the engine's clock);
+	// unset, versions are numbered from 2001 as below.
+	Now func() time.Time
 	// created numbers the versions: version n was created n seconds after the Unix epoch + 1e9, so
 	// creation times are distinct and ordered, as Key Vault's are at one-second resolution.
 	created int64
@@ -57,6 +60,9 @@ func (v *MemVault) putLocked(name string, value providers.Value, tags map[string
 	}
 	v.created++
 	at := time.Unix(1e9+v.created, 0).UTC()
+	if v.Now != nil {
+		at = v.Now().UTC().Truncate(time.Second)
+	}
 	v.secrets[name] = append(v.secrets[name], rotation.Secret{
 		SecretProperties: rotation.SecretProperties{Vault: v.name, Name: name, Version: ver, Enabled: true, Expires: exp, Tags: t, ContentType: ct,
 			Created: at, Updated: at},
@@ -134,6 +140,17 @@ func (v *MemVault) UpdateTags(_ context.Context, name, version string, tags map[
 		}
 	}
 	return rotation.SecretProperties{}, rotation.ErrNotFound
+}
+
+// SetEnabled enables or disables a version, as a person in the portal would.
+func (v *MemVault) SetEnabled(name, version string, enabled bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, s := range v.secrets[name] {
+		if s.Version == version {
+			v.secrets[name][i].Enabled = enabled
+		}
+	}
 }
 
 // Versions returns a secret's versions, oldest first.
