@@ -60,11 +60,52 @@ func Start(t testing.TB) (connectionString string) {
 	} else if _, err := os.Stat(bin); err != nil {
 		unavailable(t, fmt.Sprintf("%s=%s: %v", EnvBlob, bin, err))
 	}
+	p, err := Launch(bin, t.TempDir())
+	if err != nil {
+		t.Fatalf("azuritetest: %v", err)
+	}
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("azurite-blob output:\n%s", p.Output())
+		}
+	})
+	return p.ConnectionString
+}
 
-	args := append([]string{"--blobPort", "0", "--location", t.TempDir()}, Flags...)
+// Process is a running azurite-blob.
+type Process struct {
+	// ConnectionString is the development account's connection string on it.
+	ConnectionString string
+	cmd              *exec.Cmd
+	exited           chan error
+	out              *tail
+	once             sync.Once
+}
+
+// Output is the last lines Azurite printed.
+func (p *Process) Output() string { return p.out.String() }
+
+// Stop ends Azurite: SIGTERM, then SIGKILL after 10 s. Calling it again does nothing.
+func (p *Process) Stop() {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+}
+
+// Launch starts the azurite-blob executable bin with its data in dir, on a port the kernel chooses,
+// and waits until it answers (for tests through Start, and for benchmarks that have no testing.TB).
+func Launch(bin, dir string) (*Process, error) {
+	args := append([]string{"--blobPort", "0", "--location", dir}, Flags...)
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = sysProcAttr()
-	out := &tail{}
+	p := &Process{cmd: cmd, exited: make(chan error, 1), out: &tail{}}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 
@@ -74,20 +115,19 @@ func Start(t testing.TB) (connectionString string) {
 	err := cmd.Start()
 	runtime.UnlockOSThread()
 	if err != nil {
-		t.Fatalf("azuritetest: start %s: %v", bin, err)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	exited := make(chan error, 1)
 	go func() {
 		err := cmd.Wait()
 		pw.Close()
-		exited <- err
+		p.exited <- err
 	}()
 	ports := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
-			out.add(line)
+			p.out.add(line)
 			if m := listening.FindStringSubmatch(line); m != nil {
 				select {
 				case ports <- m[1]:
@@ -98,43 +138,23 @@ func Start(t testing.TB) (connectionString string) {
 		_, _ = io.Copy(io.Discard, pr) // keep draining after an over-long line
 	}()
 
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("azurite-blob output:\n%s", out.String())
-		}
-	})
-
 	var port string
 	select {
 	case port = <-ports:
-	case err := <-exited:
-		stopped = true
-		t.Fatalf("azuritetest: azurite-blob exited before listening (%v):\n%s", err, out.String())
+	case err := <-p.exited:
+		p.exited <- err // Stop reads it
+		return nil, fmt.Errorf("azurite-blob exited before listening (%v):\n%s", err, p.Output())
 	case <-time.After(startTimeout):
-		stop()
-		t.Fatalf("azuritetest: azurite-blob did not listen within %s:\n%s", startTimeout, out.String())
+		p.Stop()
+		return nil, fmt.Errorf("azurite-blob did not listen within %s:\n%s", startTimeout, p.Output())
 	}
-
 	addr := net.JoinHostPort("127.0.0.1", port)
 	if err := waitForPort(addr, 10*time.Second); err != nil {
-		t.Fatalf("azuritetest: %v:\n%s", err, out.String())
+		p.Stop()
+		return nil, fmt.Errorf("%v:\n%s", err, p.Output())
 	}
-	return ConnectionString("http://" + addr + "/" + AccountName)
+	p.ConnectionString = ConnectionString("http://" + addr + "/" + AccountName)
+	return p, nil
 }
 
 // ConnectionString is the connection string of the development account at blobEndpoint
