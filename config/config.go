@@ -5,12 +5,15 @@ package config
 import (
 	"errors"
 	"fmt"
-	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"github.com/kvrotator/kvrotator/keyvault"
 	"github.com/kvrotator/kvrotator/rotation"
 )
@@ -35,6 +38,9 @@ const (
 	EnvWindow           = "KVROTATOR_ROTATION_WINDOW"        // default rotation window ("Mon-Fri 02:00-04:00 Europe/Berlin")
 	EnvSchedule         = "KVROTATOR_ROTATION_SCHEDULE"      // default schedule ("every 30d", a cron expression)
 	EnvMinInterval      = "KVROTATOR_MIN_INTERVAL"           // default least time between rotations ("12h"; none)
+	EnvDisableOld       = "KVROTATOR_DISABLE_OLD_VERSIONS"   // disable replaced versions once their value is dead (true)
+	EnvPauseFile        = "KVROTATOR_PAUSE_FILE"             // a path: while this file exists, the kill switch is on
+	EnvClockURL         = "KVROTATOR_CLOCK_URL"              // development: tell time from the Key Vault emulator's clock (loopback only)
 )
 
 // VaultSetting is one configured vault.
@@ -71,17 +77,30 @@ type Settings struct {
 	Window      string
 	Schedule    string
 	MinInterval time.Duration
+	// KeepOldVersions is KVROTATOR_DISABLE_OLD_VERSIONS=false: replaced versions stay enabled.
+	KeepOldVersions bool
+	// PauseFile is a kill switch that needs no restart: while the file exists nothing is rotated or
+	// revoked ("" = none).
+	PauseFile string
+	// ClockURL, for development and tests, is the Key Vault emulator's clock endpoint: the engine tells
+	// time from it so that expiry, windows and grace periods follow the emulator's driven clock.
+	ClockURL string
 }
 
 // ParsePause reads KVROTATOR_PAUSE: true/false (also 1/0, yes/no); empty is false.
-func ParsePause(v string) (bool, error) {
+func ParsePause(v string) (bool, error) { return parseBool(EnvPause, v, false) }
+
+// parseBool reads a true/false setting (also 1/0, yes/no); empty is def.
+func parseBool(name, v string, def bool) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "false", "0", "no":
+	case "":
+		return def, nil
+	case "false", "0", "no":
 		return false, nil
 	case "true", "1", "yes":
 		return true, nil
 	}
-	return false, fmt.Errorf("%s=%q: want true or false", EnvPause, v)
+	return def, fmt.Errorf("%s=%q: want true or false", name, v)
 }
 
 // FromEnv reads the settings through getenv (os.Getenv in production). All problems are reported
@@ -149,6 +168,19 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvMinInterval, v, err))
 		}
 	}
+	disableOld, err := parseBool(EnvDisableOld, getenv(EnvDisableOld), true)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.KeepOldVersions = !disableOld
+	if s.PauseFile = strings.TrimSpace(getenv(EnvPauseFile)); s.PauseFile != "" && !filepath.IsAbs(s.PauseFile) {
+		errs = append(errs, fmt.Errorf("%s=%q: want an absolute path", EnvPauseFile, s.PauseFile))
+	}
+	if s.ClockURL = strings.TrimSpace(getenv(EnvClockURL)); s.ClockURL != "" {
+		if err := checkLoopbackURL(s.ClockURL); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvClockURL, s.ClockURL, err))
+		}
+	}
 	s.Bindings = strings.TrimSpace(getenv(EnvBindings))
 	s.JournalDir = strings.TrimSpace(getenv(EnvJournalDir))
 	vaults, err := ParseVaults(getenv(EnvVaults))
@@ -166,6 +198,20 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// checkLoopbackURL accepts an http(s) URL whose host is a loopback address or localhost: the clock
+// override is for the emulator on the same machine, never a production clock.
+func checkLoopbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want an http(s) URL such as https://127.0.0.1:8443/_emulator/clock")
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && !strings.EqualFold(host, "localhost") {
+		return errors.New("only a loopback address is allowed: the clock override is for the Key Vault emulator in development and tests")
+	}
+	return nil
 }
 
 // ParseVaults reads "myvault, other=https://127.0.0.1:8444, https://third.vault.azure.net".

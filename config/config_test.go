@@ -21,6 +21,14 @@ func TestDefaults(t *testing.T) {
 	if len(s.Vaults) != 1 || s.Vaults[0].Name != "myvault" || s.Vaults[0].URL != "https://myvault.vault.azure.net" {
 		t.Fatalf("vaults: %+v", s.Vaults)
 	}
+	if s.KeepOldVersions || s.PauseFile != "" || s.ClockURL != "" || s.Paused {
+		t.Fatalf("timing defaults: %+v", s)
+	}
+	s, err = config.FromEnv(env(map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_DISABLE_OLD_VERSIONS": "false",
+		"KVROTATOR_PAUSE_FILE": "/var/lib/kvrotator/PAUSE", "KVROTATOR_CLOCK_URL": "https://127.0.0.1:8443/_emulator/clock"}))
+	if err != nil || !s.KeepOldVersions || s.PauseFile != "/var/lib/kvrotator/PAUSE" || s.ClockURL == "" {
+		t.Fatalf("set: %+v, %v", s, err)
+	}
 }
 
 func TestVaultForms(t *testing.T) {
@@ -58,6 +66,10 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_GRACE_HOURS": "-1"}, "KVROTATOR_GRACE_HOURS"},
 		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_SWEEP_CONCURRENCY": "0"}, "KVROTATOR_SWEEP_CONCURRENCY"},
 		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_LOG_LEVEL": "loud"}, "KVROTATOR_LOG_LEVEL"},
+		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_DISABLE_OLD_VERSIONS": "maybe"}, "KVROTATOR_DISABLE_OLD_VERSIONS"},
+		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_PAUSE_FILE": "pause"}, "absolute path"},
+		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_CLOCK_URL": "https://time.example.com/_emulator/clock"}, "loopback"},
+		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_CLOCK_URL": "ftp://127.0.0.1/"}, "KVROTATOR_CLOCK_URL"},
 	}
 	for _, tc := range cases {
 		_, err := config.FromEnv(env(tc.env))

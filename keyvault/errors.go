@@ -60,9 +60,15 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is makes a 404 match rotation.ErrNotFound.
+// Is makes a 404 match rotation.ErrNotFound, and a 403 SecretDisabled rotation.ErrDisabled.
 func (e *Error) Is(target error) bool {
-	return target == rotation.ErrNotFound && e.StatusCode == http.StatusNotFound
+	switch target {
+	case rotation.ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case rotation.ErrDisabled:
+		return e.StatusCode == http.StatusForbidden && e.Code == "SecretDisabled"
+	}
+	return false
 }
 
 // wrap turns an SDK error into an *Error and classifies it: permanent errors are wrapped with

@@ -250,6 +250,25 @@ func (v *Vault) UpdateTags(ctx context.Context, name, version string, tags map[s
 	return v.properties(name, s.ID, s.Attributes, s.ContentType, s.Tags), nil
 }
 
+// Disable disables a version (Key Vault's UpdateSecretProperties with enabled false); its value,
+// tags and dates stay. Disabling a disabled version succeeds.
+func (v *Vault) Disable(ctx context.Context, name, version string) error {
+	const op = "disable secret"
+	if version == "" {
+		return providers.Permanent(&Error{Op: op, Vault: v.name, Secret: name, detail: "a version is required: the latest version is never disabled"})
+	}
+	if err := v.checkNames(op, name, version); err != nil {
+		return err
+	}
+	enabled := false
+	_, err := v.client.UpdateSecretProperties(ctx, name, version, azsecrets.UpdateSecretPropertiesParameters{
+		SecretAttributes: &azsecrets.SecretAttributes{Enabled: &enabled}}, nil)
+	if err != nil {
+		return v.wrap(op, name, version, err)
+	}
+	return nil
+}
+
 // checkNames refuses names and versions Key Vault would reject, before any request.
 func (v *Vault) checkNames(op, name, version string) error {
 	var reason string

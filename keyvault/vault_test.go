@@ -544,3 +544,40 @@ func TestNewValidation(t *testing.T) {
 		t.Fatalf("URL(): %v %v", v, err)
 	}
 }
+
+// TestDisable: a disabled version keeps its tags, answers ErrDisabled (permanent) to Get, and the
+// latest is untouched; disabling twice succeeds; a missing version is ErrNotFound; the latest ("")
+// is refused without a request.
+func TestDisable(t *testing.T) {
+	srv := start(t, nil)
+	v := newVault(t, srv, nil)
+	old, err := v.Set(ctx(t), "s", rotation.NewVersion{Value: providers.NewValue("old-value"), Tags: map[string]string{"a": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Set(ctx(t), "s", rotation.NewVersion{Value: providers.NewValue("new-value")}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := v.Disable(ctx(t), "s", old.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = v.Get(ctx(t), "s", old.Version)
+	if !errors.Is(err, rotation.ErrDisabled) || !providers.IsPermanent(err) || errors.Is(err, rotation.ErrNotFound) {
+		t.Fatalf("get a disabled version: %v", err)
+	}
+	if strings.Contains(err.Error(), "old-value") {
+		t.Fatal("the error carries the value")
+	}
+	latest, err := v.Get(ctx(t), "s", "")
+	if err != nil || !latest.Enabled || latest.Value.Reveal() != "new-value" {
+		t.Fatalf("latest: %+v, %v", latest.SecretProperties, err)
+	}
+	if err := v.Disable(ctx(t), "s", strings.Repeat("0", 32)); !errors.Is(err, rotation.ErrNotFound) {
+		t.Fatalf("missing version: %v", err)
+	}
+	if err := v.Disable(ctx(t), "s", ""); err == nil || !providers.IsPermanent(err) {
+		t.Fatalf("latest: %v", err)
+	}
+}

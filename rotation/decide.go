@@ -72,7 +72,7 @@ func (e *Engine) decide(in decideInput) Decision {
 	if e.paused() || pol.Paused {
 		switch {
 		case e.paused():
-			d.Reason = "paused: KVROTATOR_PAUSE is set (the global kill switch); nothing is rotated or revoked"
+			d.Reason = "paused: the global kill switch is on (KVROTATOR_PAUSE or KVROTATOR_PAUSE_FILE); nothing is rotated or revoked"
 		default:
 			d.Reason = "paused: the secret's " + TagPause + " tag; nothing is rotated or revoked"
 		}
@@ -88,14 +88,14 @@ func (e *Engine) decide(in decideInput) Decision {
 		return d
 	}
 	_, revoker := in.prov.(providers.Revoker)
-	d.Revoke = revoker && dueRevocations(st, p.Version, now) > 0
+	d.Revoke = revoker && dueRevocations(st, p.Version, now) > 0 || dueRetire(st, p.Version, now) > 0
 
 	trig := in.req.Trigger
 	resume := !st.Started.IsZero()
 	want := due || resume || in.req.Force || trig == TriggerEvent
 	if !want {
 		d.Action, d.Reason = ActNothing, why
-		if next := nextRevocation(st, now); revoker && !next.IsZero() && (d.At.IsZero() || next.Before(d.At)) {
+		if next := nextRevocation(st, now); !next.IsZero() && (d.At.IsZero() || next.Before(d.At)) {
 			d.At = next
 		}
 		return d
@@ -223,17 +223,24 @@ func (e *Engine) writtenByUs(p SecretProperties, st State) bool {
 	return d > -time.Minute && d < time.Minute
 }
 
-// nextRevocation is the earliest due time of a pending revocation still in the future (zero: none).
+// nextRevocation is the earliest due time of a pending revocation or a version to disable still in
+// the future (zero: none).
 func nextRevocation(st State, now time.Time) time.Time {
 	var next time.Time
-	for _, p := range st.Pending {
-		t := p.Due
-		if p.NextTry.After(t) {
-			t = p.NextTry
+	consider := func(due, nextTry time.Time) {
+		t := due
+		if nextTry.After(t) {
+			t = nextTry
 		}
 		if t.After(now) && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
+	}
+	for _, p := range st.Pending {
+		consider(p.Due, p.NextTry)
+	}
+	for _, r := range st.Retire {
+		consider(r.Due, r.NextTry)
 	}
 	return next
 }

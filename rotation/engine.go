@@ -323,10 +323,23 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 		credID = curCred
 	}
 	next := State{CredentialID: credID, Refs: refsKey, From: cur.Version, At: now.UTC().Truncate(time.Second), By: req.Trigger,
-		Pending: st.Pending, Revoked: st.Revoked}
+		Pending: st.Pending, Revoked: st.Revoked, Retire: st.Retire}
 	if _, ok := prov.(providers.Revoker); ok && prov.Shape() == providers.ShapeCreateRevoke && curCred != "" && curCred != credID {
 		next.Pending = addPending(next.Pending, Pending{CredentialID: curCred, Version: cur.Version, Due: now.Add(pol.Grace).UTC().Truncate(time.Second),
 			Refs: refsKey, HandWritten: handWritten})
+	}
+	if pol.DisableOld {
+		switch prov.Shape() {
+		case providers.ShapeTwoSlot, providers.ShapeAlternating:
+			// This rotation regenerated the slot (reset the login) that the version before the latest
+			// held: once the new version is written, nothing can use that version's value.
+			if st.From != "" && strings.EqualFold(st.Version, cur.Version) && !strings.EqualFold(st.From, cur.Version) {
+				next.Retire = addRetire(next.Retire, Retire{Version: st.From, Due: now.UTC().Truncate(time.Second)})
+			}
+		case providers.ShapeGenerated:
+			// Nothing outside the vault to revoke: the value dies with its grace period.
+			next.Retire = addRetire(next.Retire, Retire{Version: cur.Version, Due: now.Add(pol.Grace).UTC().Truncate(time.Second)})
+		}
 	}
 	tags, err := withTags(cur.Tags, map[string]string{TagCredentialID: credID, TagState: next.Mirror()})
 	if err != nil {
@@ -352,13 +365,31 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 		return fail(fmt.Errorf("write new version: %w", err))
 	}
 	next.Version = props.Version
+	var disabled []string
 	if err := e.cfg.Journal.Save(ctx, v.Name(), req.Secret, next); err != nil {
 		// The version is written; the next run recognises it by the Writing mark.
 		e.log.Warn("recording the new version in the journal failed; the next run recovers it", "vault", v.Name(), "secret", req.Secret,
 			"version", props.Version, "error", err.Error())
+	} else if dueRetire(next, props.Version, now) > 0 {
+		// A version whose value this rotation killed is disabled at once (best effort: the sweep
+		// retries what fails).
+		var changed bool
+		var errs []error
+		disabled, changed, errs = e.retireVersions(ctx, v, req.Secret, &next, props.Version, now, false)
+		for _, err := range errs {
+			e.log.Warn("disabling a replaced version failed; the sweep tries again", "vault", v.Name(), "secret", req.Secret, "error", err.Error())
+		}
+		if changed {
+			if err := e.cfg.Journal.Save(ctx, v.Name(), req.Secret, next); err != nil {
+				e.log.Warn("recording disabled versions in the journal failed", "vault", v.Name(), "secret", req.Secret, "error", err.Error())
+			}
+		}
 	}
 	o.Kind, o.NewVersion, o.Expires = KindRotated, props.Version, &expires
 	o.Reason = fmt.Sprintf("new version expires %s", expires.UTC().Format(time.RFC3339))
+	if len(disabled) > 0 {
+		o.Reason += "; disabled the replaced version " + strings.Join(disabled, ", ") + " (its value no longer works)"
+	}
 	return o
 }
 
@@ -371,7 +402,7 @@ func heal(st State, latest SecretProperties) State {
 		return st
 	}
 	return State{Version: latest.Version, CredentialID: st.Writing, Refs: st.WritingRefs, From: st.Attempted, At: latest.Created.UTC().Truncate(time.Second),
-		Pending: st.Pending, Revoked: st.Revoked}
+		Pending: st.Pending, Revoked: st.Revoked, Retire: st.Retire}
 }
 
 // lifetimeMargin is how much longer than the near-expiry lead a new credential must live.

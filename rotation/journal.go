@@ -63,5 +63,6 @@ func (j *memoryJournal) List(_ context.Context, vault string) (map[string]State,
 // clone copies the state's slices so that a caller's changes never reach a stored state.
 func (st State) clone() State {
 	st.Pending = append([]Pending(nil), st.Pending...)
+	st.Retire = append([]Retire(nil), st.Retire...)
 	return st
 }

@@ -15,18 +15,19 @@ import (
 // Tags kvrotator reads and writes. The Azure rotation samples' tags (CredentialId, ProviderAddress,
 // ValidityPeriodDays) are honoured as they are, so secrets set up for those samples work unchanged.
 const (
-	TagProvider     = "rotation-provider"     // opt-in: the provider's name
-	TagCredentialID = "CredentialId"          // the slot, user or key id the current value belongs to
-	TagAddress      = "ProviderAddress"       // ARM resource id, host, account
-	TagValidity     = "ValidityPeriodDays"    // lifetime of each new version, in days
-	TagGrace        = "rotation-grace-hours"  // how long a replaced credential stays valid (create-revoke providers)
-	TagState        = "rotation-state"        // a mirror of kvrotator's journal for people; never read back
-	TagWindow       = "rotation-window"       // when rotations may run: "Mon-Fri 02:00-04:00 Asia/Tokyo"
-	TagSchedule     = "rotation-schedule"     // rotate on a schedule too: "every 30d", "CRON_TZ=Europe/Berlin 0 3 1 * *"
-	TagMinInterval  = "rotation-min-interval" // the least time between two rotations: "12h", "7d"
-	TagPause        = "rotation-pause"        // "true": nothing is rotated or revoked, everything reported
-	maxTags         = 15                      // Key Vault's limit per secret
-	maxTagValue     = 512                     // Key Vault's limit per tag value
+	TagProvider     = "rotation-provider"             // opt-in: the provider's name
+	TagCredentialID = "CredentialId"                  // the slot, user or key id the current value belongs to
+	TagAddress      = "ProviderAddress"               // ARM resource id, host, account
+	TagValidity     = "ValidityPeriodDays"            // lifetime of each new version, in days
+	TagGrace        = "rotation-grace-hours"          // how long a replaced credential stays valid (create-revoke providers)
+	TagState        = "rotation-state"                // a mirror of kvrotator's journal for people; never read back
+	TagWindow       = "rotation-window"               // when rotations may run: "Mon-Fri 02:00-04:00 Asia/Tokyo"
+	TagSchedule     = "rotation-schedule"             // rotate on a schedule too: "every 30d", "CRON_TZ=Europe/Berlin 0 3 1 * *"
+	TagMinInterval  = "rotation-min-interval"         // the least time between two rotations: "12h", "7d"
+	TagPause        = "rotation-pause"                // "true": nothing is rotated or revoked, everything reported
+	TagDisableOld   = "rotation-disable-old-versions" // "false": leave replaced versions enabled
+	maxTags         = 15                              // Key Vault's limit per secret
+	maxTagValue     = 512                             // Key Vault's limit per tag value
 	maxValidityDays = 3650
 )
 
@@ -41,6 +42,9 @@ type Defaults struct {
 	Window      string
 	Schedule    string
 	MinInterval time.Duration
+	// KeepOldVersions leaves replaced versions enabled when a secret has no rotation-disable-old-versions
+	// tag (the zero value disables them once their credential is dead).
+	KeepOldVersions bool
 }
 
 // Policy is a managed secret's rotation policy, read from its tags. Tags choose and time; they never
@@ -59,6 +63,9 @@ type Policy struct {
 	MinInterval time.Duration
 	// Paused: nothing is rotated or revoked; the secret is still reported.
 	Paused bool
+	// DisableOld: a replaced version is disabled once the credential it holds is dead (revoked,
+	// regenerated, reset) or, for generated values, once its grace period is over.
+	DisableOld bool
 }
 
 // IsManaged reports whether the tags opt the secret in to rotation.
@@ -93,6 +100,7 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 		Address:      strings.TrimSpace(tagValue(tags, TagAddress)),
 		Validity:     d.Validity,
 		Grace:        d.Grace,
+		DisableOld:   !d.KeepOldVersions,
 	}
 	if p.Provider == "" {
 		return p, providers.ConfigErrorf(TagProvider, "", "missing: the secret is not managed")
@@ -152,6 +160,15 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 	default:
 		errs = append(errs, providers.ConfigErrorf(TagPause, s, "want true or false"))
 	}
+	switch s := strings.ToLower(strings.TrimSpace(params.Get(TagDisableOld))); s {
+	case "":
+	case "true", "yes", "1":
+		p.DisableOld = true
+	case "false", "no", "0":
+		p.DisableOld = false
+	default:
+		errs = append(errs, providers.ConfigErrorf(TagDisableOld, s, "want true or false"))
+	}
 	return p, providers.JoinErrors(errs)
 }
 
@@ -181,6 +198,9 @@ type State struct {
 	// to it, and only credentials it replaced on this secret.
 	Pending []Pending `json:"pending,omitempty"`
 	Revoked time.Time `json:"revoked,omitzero"` // when the last revocation was done
+	// Retire are replaced versions to disable once Due: only versions kvrotator replaced, never the
+	// latest (Policy.DisableOld).
+	Retire []Retire `json:"retire,omitempty"`
 	// Attempted is the version the marks below are about: they count only while it is the latest.
 	Attempted string `json:"attempted,omitempty"`
 	// AttemptedCreated is when Attempted was created: Key Vault's list pages carry no version ids, so
@@ -216,6 +236,38 @@ type Pending struct {
 	// (back-off doubling from 10 min to 24 h) and reported each time.
 	Fails   int       `json:"fails,omitempty"`
 	NextTry time.Time `json:"nextTry,omitzero"`
+}
+
+// Retire is a replaced version waiting to be disabled.
+type Retire struct {
+	Version string    `json:"version"`
+	Due     time.Time `json:"due"`
+	// Fails counts refusals (a permanent vault error); the entry is parked until NextTry.
+	Fails   int       `json:"fails,omitempty"`
+	NextTry time.Time `json:"nextTry,omitzero"`
+}
+
+// maxRetire bounds the versions of one secret waiting to be disabled; beyond it the oldest entries
+// are dropped (those versions stay enabled, which is what happens with the setting off).
+const maxRetire = 16
+
+// addRetire adds (or re-times) a version to disable: the later due time wins, so that a version is
+// never disabled before the grace period of its last replacement is over.
+func addRetire(list []Retire, r Retire) []Retire {
+	out := append([]Retire(nil), list...)
+	for i, q := range out {
+		if strings.EqualFold(q.Version, r.Version) {
+			if r.Due.After(q.Due) {
+				out[i].Due = r.Due
+			}
+			return out
+		}
+	}
+	out = append(out, r)
+	if len(out) > maxRetire {
+		out = out[len(out)-maxRetire:]
+	}
+	return out
 }
 
 // RefsKey fingerprints a provider name and the references a rotation uses.

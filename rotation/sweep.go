@@ -208,26 +208,28 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		o = with(o, failed(err))
 		return o
 	}
-	rv, ok := prov.(providers.Revoker)
-	if !ok {
-		o.Kind, o.Reason = KindSkipped, "provider "+pol.Provider+" has nothing to revoke"
-		return o
-	}
+	rv, isRevoker := prov.(providers.Revoker)
 	st, err := e.cfg.Journal.Load(held, v.Name(), p.Name)
 	if err != nil {
 		o = with(o, failed(fmt.Errorf("read the journal: %w", err)))
 		return o
 	}
 	st = heal(st, cur.SecretProperties)
+	now := e.clock.Now()
+	if (!isRevoker || len(st.Pending) == 0) && dueRetire(st, "", now) == 0 { // ("": an entry naming the latest is dropped below)
+		o.Kind, o.Reason = KindSkipped, "nothing to revoke or disable"
+		return o
+	}
 	refsKey := RefsKey(pol.Provider, refs)
 	curCred, _ := currentCredential(st, cur.Version, pol, refsKey)
-	now := e.clock.Now()
 	var keep []Pending
 	var done []string
 	var errs []error
 	parked := false
 	for _, pend := range st.Pending {
 		switch {
+		case !isRevoker:
+			keep = append(keep, pend)
 		case now.Before(pend.Due), now.Before(pend.NextTry), strings.EqualFold(pend.Version, cur.Version):
 			// Not yet (grace, or parked after a refusal); or the version that held it is (again) the
 			// latest: it is live.
@@ -250,7 +252,8 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 				switch {
 				case err == nil:
 					preq.Retired = old.Value
-				case !errors.Is(err, ErrNotFound):
+				case !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrDisabled):
+					// (Gone or disabled by a person: the provider is asked without the retired value.)
 					errs = append(errs, fmt.Errorf("revoke %s: read version %s: %w", pend.CredentialID, pend.Version, err))
 					keep = append(keep, pend)
 					continue
@@ -275,13 +278,32 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 				continue
 			}
 			done = append(done, pend.CredentialID)
+			if pol.DisableOld && pend.Version != "" {
+				// Its credential is dead: the version that held it goes too.
+				st.Retire = addRetire(st.Retire, Retire{Version: pend.Version, Due: now.UTC().Truncate(time.Second)})
+			}
 		}
 	}
+	disabled, retireChanged, rerrs := e.retireVersions(held, v, p.Name, &st, cur.Version, now, dryRun)
+	errs = append(errs, rerrs...)
+	what := func(verb, verbDisable string) string {
+		var parts []string
+		if len(done) > 0 {
+			parts = append(parts, verb+" "+strings.Join(done, ", "))
+		}
+		if len(disabled) > 0 {
+			parts = append(parts, verbDisable+" "+strings.Join(disabled, ", "))
+		}
+		if len(parts) == 0 {
+			return "nothing revoked"
+		}
+		return strings.Join(parts, "; ")
+	}
 	if dryRun {
-		o.Kind, o.Reason = KindPlanned, "would revoke "+strings.Join(done, ", ")
+		o.Kind, o.Reason = KindPlanned, what("would revoke", "would disable the replaced version")
 		return o
 	}
-	if len(done) > 0 || len(keep) != len(st.Pending) || parked {
+	if len(done) > 0 || len(keep) != len(st.Pending) || parked || retireChanged {
 		st.Pending = keep
 		if len(done) > 0 {
 			st.Revoked = now.UTC().Truncate(time.Second)
@@ -299,6 +321,56 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		o = with(o, failed(errors.Join(errs...)))
 		return o
 	}
-	o.Kind, o.Reason = KindRevoked, "revoked "+strings.Join(done, ", ")
+	o.Kind, o.Reason = KindRevoked, what("revoked", "disabled the replaced version")
 	return o
+}
+
+// dueRetire counts the versions waiting to be disabled whose time has come (latest: the latest
+// version, never disabled; "" when a list page gave none).
+func dueRetire(st State, latest string, now time.Time) int {
+	n := 0
+	for _, r := range st.Retire {
+		if !now.Before(r.Due) && !now.Before(r.NextTry) && !strings.EqualFold(r.Version, latest) {
+			n++
+		}
+	}
+	return n
+}
+
+// retireVersions disables the replaced versions in st.Retire whose time has come, never the latest,
+// and updates st.Retire: done entries leave, a version that no longer exists leaves, a refusal is
+// parked with back-off, a transient failure stays for the next sweep. It reports the versions it
+// disabled (would disable, with dryRun), whether st changed, and the failures.
+func (e *Engine) retireVersions(ctx context.Context, v Vault, name string, st *State, latest string, now time.Time, dryRun bool) (disabled []string, changed bool, errs []error) {
+	var keep []Retire
+	for _, r := range st.Retire {
+		switch {
+		case strings.EqualFold(r.Version, latest):
+			changed = true // the latest version is never disabled
+			continue
+		case now.Before(r.Due), now.Before(r.NextTry):
+		case dryRun:
+			disabled = append(disabled, r.Version)
+		default:
+			err := v.Disable(ctx, name, r.Version)
+			switch {
+			case err == nil:
+				disabled, changed = append(disabled, r.Version), true
+				continue
+			case errors.Is(err, ErrNotFound):
+				changed = true
+				continue
+			case providers.IsPermanent(err):
+				r.Fails++
+				r.NextTry = now.Add(e.failureBackoff(r.Fails)).UTC().Truncate(time.Second)
+				changed = true
+				errs = append(errs, fmt.Errorf("disable version %s (refused %d times; next try after %s): %w", r.Version, r.Fails, r.NextTry.Format(time.RFC3339), err))
+			default:
+				errs = append(errs, fmt.Errorf("disable version %s: %w", r.Version, err))
+			}
+		}
+		keep = append(keep, r)
+	}
+	st.Retire = keep
+	return disabled, changed, errs
 }

@@ -55,10 +55,16 @@ type Vault interface {
 	Set(ctx context.Context, name string, v NewVersion) (SecretProperties, error)
 	// UpdateTags replaces the tags of an existing version (no new version is created).
 	UpdateTags(ctx context.Context, name, version string, tags map[string]string) (SecretProperties, error)
+	// Disable disables a version: Key Vault keeps it, but reading it answers 403 (SecretDisabled,
+	// ErrDisabled). Disabling a disabled version succeeds.
+	Disable(ctx context.Context, name, version string) error
 }
 
 // ErrNotFound is returned (wrapped) by a Vault for a missing secret or version.
 var ErrNotFound = errors.New("not found")
+
+// ErrDisabled is returned (wrapped) by a Vault's Get for a disabled version.
+var ErrDisabled = errors.New("the version is disabled")
 
 // Locker serialises rotations of one secret across instances.
 type Locker interface {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 
@@ -98,7 +100,13 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		}
 		pubs = append(pubs, tp)
 	}
+	var clock rotation.Clock
+	if s.ClockURL != "" {
+		logger.Warn("telling time from the Key Vault emulator's clock: a development setting, never for production", "setting", config.EnvClockURL, "url", s.ClockURL)
+		clock = newEmulatorClock(s.ClockURL, logger)
+	}
 	eng, err := rotation.New(rotation.Config{
+		Clock:         clock,
 		Vaults:        vaults,
 		Providers:     provs.Lookup,
 		Bindings:      binds,
@@ -109,12 +117,20 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		VerifyTimeout: s.VerifyTimeout,
 		Concurrency:   s.SweepConcurrency,
 		Defaults: rotation.Defaults{Validity: s.DefaultValidity, Grace: s.DefaultGrace, GraceSet: true, NearExpiryLead: s.NearExpiryLead,
-			Window: s.Window, Schedule: s.Schedule, MinInterval: s.MinInterval},
-		// The kill switch is re-read on every decision, so that setting it (an app setting change
-		// restarts a Function App; the on-premises runner reads it at each sweep) stops work at once.
+			Window: s.Window, Schedule: s.Schedule, MinInterval: s.MinInterval, KeepOldVersions: s.KeepOldVersions},
+		// The kill switch is asked on every decision. KVROTATOR_PAUSE is an app setting (changing it
+		// restarts a Function App, and the new process starts paused); KVROTATOR_PAUSE_FILE is a file
+		// whose existence stops a running sweep mid-way, without a restart.
 		Paused: func() bool {
 			p, err := config.ParsePause(getenv(config.EnvPause))
-			return p || err != nil
+			if p || err != nil {
+				return true
+			}
+			if s.PauseFile == "" {
+				return false
+			}
+			_, err = os.Stat(s.PauseFile)
+			return err == nil || !errors.Is(err, fs.ErrNotExist) // unreadable: paused, to be safe
 		},
 	})
 	if err != nil {

@@ -22,11 +22,13 @@ type MemVault struct {
 	mu      sync.Mutex
 	secrets map[string][]rotation.Secret // versions, oldest first
 
-	// FailSet, when set, makes Set fail with it.
-	FailSet error
-	// Sets and Lists count calls.
-	Sets  int
-	Lists int
+	// FailSet, when set, makes Set fail with it; FailDisable, Disable.
+	FailSet     error
+	FailDisable error
+	// Sets, Lists and Disables count calls.
+	Sets     int
+	Lists    int
+	Disables int
 	// Now, when set, stamps new versions' creation time (tests drive it with the engine's clock);
 	// unset, versions are numbered from 2001 as below.
 	Now func() time.Time
@@ -84,6 +86,10 @@ func (v *MemVault) Get(_ context.Context, name, version string) (rotation.Secret
 	}
 	for _, s := range vs {
 		if s.Version == version {
+			if !s.Enabled {
+				// As Key Vault: 403 Forbidden (SecretDisabled), which no retry changes.
+				return rotation.Secret{}, providers.Permanent(fmt.Errorf("get %s/%s: %w", name, version, rotation.ErrDisabled))
+			}
 			return s, nil
 		}
 	}
@@ -140,6 +146,23 @@ func (v *MemVault) UpdateTags(_ context.Context, name, version string, tags map[
 		}
 	}
 	return rotation.SecretProperties{}, rotation.ErrNotFound
+}
+
+// Disable implements rotation.Vault.
+func (v *MemVault) Disable(_ context.Context, name, version string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.Disables++
+	if v.FailDisable != nil {
+		return v.FailDisable
+	}
+	for i, s := range v.secrets[name] {
+		if s.Version == version {
+			v.secrets[name][i].Enabled = false
+			return nil
+		}
+	}
+	return fmt.Errorf("disable %s/%s: %w", name, version, rotation.ErrNotFound)
 }
 
 // SetEnabled enables or disables a version, as a person in the portal would.
