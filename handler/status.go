@@ -174,6 +174,10 @@ type rowView struct {
 	PendingNext               string
 	Action, Reason            string
 	PolicyError               string
+	// Window and Schedule are the secret's timing policy; NextWindow when its window next opens.
+	Window, Schedule, NextWindow string
+	Paused                       bool
+	DisableVersions              int
 }
 
 // dateView is a time as a short UTC text, its distance from the report's time, and the exact value.
@@ -193,6 +197,7 @@ type timelineView struct {
 	Band           *segment // the rotation window: rotation point to expiry
 	Late           *segment // overdue: rotation point (or the track's start) to now
 	ExpOff         string   // "before" or "after" when the expiry is off the track
+	Windows        []segment // the days the rotation window opens, consecutive days merged
 }
 
 type segment struct{ Left, Width int }
@@ -301,10 +306,55 @@ func buildRow(s rotation.SecretStatus, at time.Time) rowView {
 		next := slices.MinFunc(s.Pending, func(a, b rotation.Pending) int { return a.Due.Compare(b.Due) })
 		r.PendingNext = next.Due.UTC().Format(time.RFC3339)
 	}
+	r.Window, r.Schedule, r.Paused, r.DisableVersions = s.Window, s.Schedule, s.Paused, len(s.DisableVersions)
+	if s.NextWindow != nil {
+		r.NextWindow = s.NextWindow.UTC().Format("2006-01-02 15:04 UTC")
+	}
 	if s.Expires != nil {
 		r.Timeline = buildTimeline(r.State, *s.Expires, s.RotateAt, at)
+		r.Timeline.Windows = windowDays(s.Window, at)
 	}
 	return r
+}
+
+// windowDays places the openings of a rotation window on the track: a segment per run of days on
+// which the window opens (a daily window is one segment across the track).
+func windowDays(window string, at time.Time) []segment {
+	if window == "" {
+		return nil
+	}
+	w, err := rotation.ParseWindow(window)
+	if err != nil {
+		return nil
+	}
+	var days []int
+	t := at.Add(-tlPastDays * 24 * time.Hour)
+	for range 4 * tlDays { // at most one opening per day, with room for the odd short day
+		start, end := w.Next(t)
+		if start.IsZero() {
+			break
+		}
+		p, off := dayPos(start, at)
+		if off == "after" {
+			break
+		}
+		if off == "" && (len(days) == 0 || days[len(days)-1] != p) {
+			days = append(days, p)
+		}
+		t = end.Add(time.Second)
+	}
+	var segs []segment
+	for _, d := range days {
+		if n := len(segs); n > 0 && segs[n-1].Left+segs[n-1].Width == d {
+			segs[n-1].Width++
+			continue
+		}
+		segs = append(segs, segment{Left: d, Width: 1})
+	}
+	if n := len(segs); n > 0 && segs[n-1].Left+segs[n-1].Width > tlDays {
+		segs[n-1].Width = tlDays - segs[n-1].Left
+	}
+	return segs
 }
 
 func dateAt(t *time.Time, at time.Time) dateView {

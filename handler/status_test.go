@@ -30,11 +30,12 @@ func sampleStatus() rotation.StatusReport {
 			Due: true, Overdue: true, Fails: 3, State: rotation.State{Fails: 3, FailedAt: statusAt.Add(-time.Hour)},
 			Reason: "near expiry (2030-01-20T00:00:00Z); failing: 3 consecutive failed rotations", Action: "retry with provider random after 2030-01-01T01:00:00Z"},
 		{Vault: "second-vault", Secret: "soon-key", Managed: true, Provider: "random", Enabled: true, Expires: day(29), RotateAt: day(-1),
-			Due: true, Reason: "near expiry (2030-01-30T00:00:00Z)", Action: "rotate with provider random (random), new version valid 90 days"},
+			Window: "Sat,Sun 01:00-03:00 Europe/Berlin", NextWindow: day(4), Due: true, Reason: "near expiry (2030-01-30T00:00:00Z)", Action: "rotate with provider random (random), new version valid 90 days"},
 		{Vault: "prod-vault", Secret: "db-password", Managed: true, Provider: "random", Enabled: true, Expires: day(73), RotateAt: day(43),
 			LastRotated: day(-17), LastTrigger: rotation.TriggerTimer, Pending: []rotation.Pending{{CredentialID: "old-cred", Due: *day(1)}},
 			Reason: "not due until 2030-02-13T00:00:00Z", Action: "nothing until 2030-02-13T00:00:00Z"},
 		{Vault: "second-vault", Secret: "cache-key", Managed: true, Provider: "random", Enabled: true, Expires: day(400), RotateAt: day(370),
+			Window: "daily 02:00-04:00 UTC", Schedule: "every 30d",
 			Reason: "not due until 2031-01-06T00:00:00Z", Action: "nothing until 2031-01-06T00:00:00Z"},
 		{Vault: "prod-vault", Secret: "broken", Managed: true, Provider: "random", Enabled: true, Expires: day(151), RotateAt: day(121),
 			Reason: "not due until 2030-05-02T00:00:00Z", PolicyError: `tag random-length="8": must be between 16 and 4096`, Action: "none until the tags are fixed"},
@@ -297,12 +298,30 @@ func TestRotationStatusPage(t *testing.T) {
 		"expired-token": {"band overdue l0 w13", "late l0 w30", "now l30", "exp l13 past"},
 		"failing-key":   {"band overdue l19 w30", "late l19 w11", "rot l19", "now l30", "exp l49"},
 		"db-password":   {"band ok l73 w30", "rot l73", "now l30", "exp l103"},
-		"cache-key":     {"now l30", "exp l150 off after"},
-		"soon-key":      {"band due l29 w30", "rot l29", "now l30", "exp l59"},
+		"cache-key":     {"win l0 w150", "now l30", "exp l150 off after"}, // a daily window: one strip
 	} {
 		if got := timeline(secret); !slices.Equal(got, want) {
 			t.Errorf("%s timeline = %q, want %q", secret, got, want)
 		}
+	}
+	// A weekend window: a two-day mark each weekend on the track (a one-day one at either end).
+	var weekends []string
+	for _, c := range timeline("soon-key") {
+		if strings.HasPrefix(c, "win ") {
+			weekends = append(weekends, c)
+		}
+	}
+	if n := len(weekends); n < 21 || n > 23 || !slices.Contains(weekends, "win l34 w2") {
+		t.Errorf("soon-key window marks = %q; want one per weekend, the next on 2030-01-05 (day 34)", weekends)
+	}
+	if got := timeline("soon-key"); !slices.Equal(got[:1], []string{"band due l29 w30"}) || !slices.Equal(got[len(got)-3:], []string{"rot l29", "now l30", "exp l59"}) {
+		t.Errorf("soon-key timeline = %q", got)
+	}
+	if c := cells("soon-key"); !strings.Contains(c[7], "window Sat,Sun 01:00-03:00 Europe/Berlin · opens 2030-01-05 00:00 UTC") {
+		t.Errorf("soon-key action cell: %q", c[7])
+	}
+	if c := cells("cache-key"); !strings.Contains(c[7], "window daily 02:00-04:00 UTC") || !strings.Contains(c[7], "schedule every 30d") {
+		t.Errorf("cache-key action cell: %q", c[7])
 	}
 }
 

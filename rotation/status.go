@@ -34,6 +34,13 @@ type SecretStatus struct {
 	NextAt *time.Time `json:"nextAt,omitempty"`
 	// NextWindow is when the secret's rotation window next opens, when it has one and it is closed.
 	NextWindow *time.Time `json:"nextWindow,omitempty"`
+	// Window and Schedule are the secret's timing policy as kvrotator reads it (its tags, else the
+	// app-wide defaults), in canonical form ("" = none); Paused is its rotation-pause tag.
+	Window   string `json:"window,omitempty"`
+	Schedule string `json:"schedule,omitempty"`
+	Paused   bool   `json:"paused,omitempty"`
+	// DisableVersions are replaced versions waiting to be disabled.
+	DisableVersions []Retire `json:"disableVersions,omitempty"`
 }
 
 // StatusReport covers every configured vault.
@@ -143,7 +150,13 @@ func (e *Engine) describe(p SecretProperties, st State, at time.Time) SecretStat
 		return s
 	}
 	s.State = st
-	s.Fails, s.Pending = st.Fails, st.Pending
+	s.Fails, s.Pending, s.DisableVersions, s.Paused = st.Fails, st.Pending, st.Retire, pol.Paused
+	if pol.Window != nil {
+		s.Window = pol.Window.String()
+	}
+	if pol.Schedule != nil {
+		s.Schedule = pol.Schedule.String()
+	}
 	if !st.At.IsZero() {
 		t := st.At
 		s.LastRotated, s.LastTrigger = &t, st.By
@@ -155,7 +168,7 @@ func (e *Engine) describe(p SecretProperties, st State, at time.Time) SecretStat
 			s.Action = "finish the interrupted rotation with provider " + pol.Provider
 		}
 		if d.Revoke {
-			s.Action = "revoke the replaced credential, then " + s.Action
+			s.Action = retireAction(st, p.Version, at) + ", then " + s.Action
 		}
 	case ActWait:
 		s.Action = "wait until " + d.At.UTC().Format(time.RFC3339)
@@ -167,7 +180,7 @@ func (e *Engine) describe(p SecretProperties, st State, at time.Time) SecretStat
 	default:
 		switch {
 		case d.Revoke:
-			s.Action = "revoke the replaced credential"
+			s.Action = retireAction(st, p.Version, at)
 		case !d.At.IsZero():
 			s.Action = "nothing until " + d.At.UTC().Format(time.RFC3339)
 		default:
@@ -175,4 +188,19 @@ func (e *Engine) describe(p SecretProperties, st State, at time.Time) SecretStat
 		}
 	}
 	return s
+}
+
+// retireAction names the retirement work that is due: revocations, disabling replaced versions.
+func retireAction(st State, latest string, at time.Time) string {
+	var parts []string
+	if dueRevocations(st, latest, at) > 0 {
+		parts = append(parts, "revoke the replaced credential")
+	}
+	if n := dueRetire(st, latest, at); n > 0 {
+		parts = append(parts, "disable the replaced version")
+	}
+	if len(parts) == 0 {
+		return "revoke the replaced credential"
+	}
+	return strings.Join(parts, " and ")
 }
