@@ -194,9 +194,9 @@ type timelineView struct {
 	Now            int
 	Rot, Exp       int
 	RotOn, ExpPast bool
-	Band           *segment // the rotation window: rotation point to expiry
-	Late           *segment // overdue: rotation point (or the track's start) to now
-	ExpOff         string   // "before" or "after" when the expiry is off the track
+	Band           *segment  // the rotation window: rotation point to expiry
+	Late           *segment  // overdue: rotation point (or the track's start) to now
+	ExpOff         string    // "before" or "after" when the expiry is off the track
 	Windows        []segment // the days the rotation window opens, consecutive days merged
 }
 
