@@ -30,12 +30,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/rotation"
 )
 
 // Binding allows the secrets it covers, rotated by its provider, to reach what it lists.
@@ -49,6 +54,10 @@ type Binding struct {
 	// Allow maps a reference kind (url, secret, resource, application, tenant, server, login) to the
 	// patterns of the values allowed.
 	Allow map[providers.RefKind][]string `json:"allow"`
+	// Consumers are the applications that read the secrets the binding covers: after each rotation
+	// kvrotator asks them to pick up the new version (rotation.Consumer). Resource and URL may use the
+	// {vault} and {secret} placeholders.
+	Consumers []rotation.Consumer `json:"consumers,omitempty"`
 }
 
 // Policy is the operator's set of bindings. The zero Policy (no bindings) allows no reference: only
@@ -106,8 +115,13 @@ func Parse(data []byte, source string, knownProviders []string) (*Policy, error)
 				errs = append(errs, fmt.Errorf("%s: secrets pattern %q: %v", where, s, err))
 			}
 		}
-		if len(b.Allow) == 0 {
-			errs = append(errs, fmt.Errorf("%s: allow is empty: list what the secrets may reach by kind (%s)", where, kinds()))
+		if len(b.Allow) == 0 && len(b.Consumers) == 0 {
+			errs = append(errs, fmt.Errorf("%s: allow is empty: list what the secrets may reach by kind (%s), or the consumers to refresh", where, kinds()))
+		}
+		for j, c := range b.Consumers {
+			if err := checkConsumer(c); err != nil {
+				errs = append(errs, fmt.Errorf("%s: consumers[%d]: %w", where, j, err))
+			}
 		}
 		for k, pats := range b.Allow {
 			if !slices.Contains(providers.RefKinds, k) {
@@ -304,4 +318,82 @@ func (p *Policy) Check(vault, secret, provider string, refs []providers.Referenc
 		errs = append(errs, e)
 	}
 	return providers.JoinErrors(errs)
+}
+
+// The ARM ids a consumer may name ({vault} and {secret} stand in for letters, digits and hyphens).
+var (
+	appServiceID   = regexp.MustCompile(`(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+(/slots/[^/]+)?$`)
+	containerAppID = regexp.MustCompile(`(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.App/containerApps/[^/]+$`)
+)
+
+// checkConsumer validates one consumer entry.
+func checkConsumer(c rotation.Consumer) error {
+	switch c.Kind {
+	case rotation.ConsumerAppService:
+		if !appServiceID.MatchString(c.Resource) || c.URL != "" || c.SigningSecret != "" {
+			return fmt.Errorf("an app-service consumer needs resource: the app's ARM id (/subscriptions/…/resourceGroups/…/providers/Microsoft.Web/sites/NAME[/slots/SLOT]) and nothing else; got %q", c.Resource)
+		}
+	case rotation.ConsumerContainerApp:
+		if !containerAppID.MatchString(c.Resource) || c.URL != "" || c.SigningSecret != "" {
+			return fmt.Errorf("a container-app consumer needs resource: the app's ARM id (/subscriptions/…/resourceGroups/…/providers/Microsoft.App/containerApps/NAME) and nothing else; got %q", c.Resource)
+		}
+	case rotation.ConsumerWebhook:
+		if c.Resource != "" {
+			return errors.New("a webhook consumer has url and signingSecret, not resource")
+		}
+		if err := checkWebhookURL(c.URL); err != nil {
+			return fmt.Errorf("url %q: %w", c.URL, err)
+		}
+		if !kvnames.Secret(c.SigningSecret) {
+			return fmt.Errorf("signingSecret %q: want the name of the secret (same vault) holding the HMAC key", c.SigningSecret)
+		}
+	default:
+		return fmt.Errorf("kind %q: want %s, %s or %s", c.Kind, rotation.ConsumerAppService, rotation.ConsumerContainerApp, rotation.ConsumerWebhook)
+	}
+	return nil
+}
+
+// checkWebhookURL accepts https URLs, and http only on a loopback host (local development).
+func checkWebhookURL(raw string) error {
+	raw = strings.NewReplacer("{vault}", "v", "{secret}", "s").Replace(raw)
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("want an https URL without credentials, query or fragment")
+	}
+	host := u.Hostname()
+	loopback := strings.EqualFold(host, "localhost")
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		loopback = true
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && loopback) {
+		return errors.New("want https (http only for a loopback host)")
+	}
+	return nil
+}
+
+// Consumers returns the consumers of every binding that covers the secret vault/secret rotated by
+// provider, placeholders filled in, each once.
+func (p *Policy) Consumers(vault, secret, provider string) []rotation.Consumer {
+	if p == nil {
+		return nil
+	}
+	fill := strings.NewReplacer("{vault}", vault, "{secret}", secret)
+	var out []rotation.Consumer
+	seen := map[string]bool{}
+	for i := range p.Bindings {
+		b := &p.Bindings[i]
+		if !b.covers(vault, secret, provider) {
+			continue
+		}
+		for _, c := range b.Consumers {
+			c.Resource, c.URL = fill.Replace(c.Resource), fill.Replace(c.URL)
+			key := strings.ToLower(c.Kind + "|" + c.Resource + "|" + c.URL)
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -209,3 +209,63 @@ func TestPlaceholdersTieEachSecretToItsOwn(t *testing.T) {
 		t.Fatalf("{vault}-{secret}-admin: %v", err)
 	}
 }
+
+func TestConsumers(t *testing.T) {
+	const sub = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/team-a/providers"
+	p, err := bindings.Parse([]byte(`{"bindings": [
+		{"name": "mail", "secrets": ["kv/mail-*"], "provider": "sendgrid", "allow": {"secret": ["sendgrid-admin"]},
+		 "consumers": [{"kind": "app-service", "resource": "`+sub+`/Microsoft.Web/sites/mailer"},
+		               {"kind": "container-app", "resource": "`+sub+`/Microsoft.App/containerApps/{secret}-worker"}]},
+		{"name": "everything in kv", "secrets": ["kv/*"], "provider": "*",
+		 "consumers": [{"kind": "webhook", "url": "https://hooks.example.com/{vault}/{secret}", "signingSecret": "hook-key"},
+		               {"kind": "app-service", "resource": "`+sub+`/Microsoft.Web/sites/mailer"}]}]}`), "test", known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Consumers("kv", "mail-key", "sendgrid")
+	want := []string{
+		"app-service " + sub + "/Microsoft.Web/sites/mailer",
+		"container-app " + sub + "/Microsoft.App/containerApps/mail-key-worker",
+		"webhook https://hooks.example.com/kv/mail-key",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("consumers %v, want %v (the app named twice once)", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("consumer %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	if got[2].SigningSecret != "hook-key" {
+		t.Errorf("signing secret: %+v", got[2])
+	}
+	if got := p.Consumers("kv", "db-password", "postgres"); len(got) != 2 || got[0].Kind != "webhook" || got[1].Kind != "app-service" {
+		t.Errorf("another secret: %v", got)
+	}
+	if got := p.Consumers("other", "mail-key", "sendgrid"); len(got) != 0 {
+		t.Errorf("another vault: %v", got)
+	}
+	var none *bindings.Policy
+	if none.Consumers("kv", "s", "random") != nil {
+		t.Error("nil policy")
+	}
+
+	for _, tc := range []struct{ consumer, want string }{
+		{`{"kind": "app-service", "resource": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Storage/storageAccounts/z"}`, "app-service consumer needs resource"},
+		{`{"kind": "app-service", "resource": "` + sub + `/Microsoft.Web/sites/a", "url": "https://x.example.com"}`, "and nothing else"},
+		{`{"kind": "container-app", "resource": "` + sub + `/Microsoft.Web/sites/a"}`, "container-app consumer needs resource"},
+		{`{"kind": "webhook", "url": "http://hooks.example.com/x", "signingSecret": "k"}`, "http only for a loopback host"},
+		{`{"kind": "webhook", "url": "https://user:pw@hooks.example.com/x", "signingSecret": "k"}`, "without credentials"},
+		{`{"kind": "webhook", "url": "https://hooks.example.com/x"}`, "signingSecret"},
+		{`{"kind": "webhook", "url": "https://hooks.example.com/x", "signingSecret": "k", "resource": "` + sub + `/Microsoft.Web/sites/a"}`, "not resource"},
+		{`{"kind": "email"}`, `kind "email"`},
+	} {
+		_, err := bindings.Parse([]byte(`{"bindings": [{"name": "b", "secrets": ["kv/*"], "provider": "*", "consumers": [`+tc.consumer+`]}]}`), "test", known)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `binding 1 ("b"): consumers[0]`) {
+			t.Errorf("%s: error %v, want it to say %q", tc.consumer, err, tc.want)
+		}
+	}
+	if _, err := bindings.Parse([]byte(`{"bindings": [{"name": "b", "secrets": ["kv/*"], "provider": "*", "consumers": [{"kind": "webhook", "url": "http://127.0.0.1:8080/hook", "signingSecret": "k"}]}]}`), "test", known); err != nil {
+		t.Errorf("a loopback http webhook: %v", err)
+	}
+}

@@ -31,6 +31,9 @@ const (
 	EventTypeRevoked = "Kvrotator.Secret.Revoked"
 	EventTypeOverdue = "Kvrotator.Secret.Overdue"
 	EventTypePlanned = "Kvrotator.Secret.Planned"
+	// After a rotation, one per consumer bound to the secret (data.consumer names it).
+	EventTypeRefreshed     = "Kvrotator.Secret.Refreshed"
+	EventTypeRefreshFailed = "Kvrotator.Secret.RefreshFailed"
 )
 
 // OutcomeDataVersion is the dataVersion of outcome events; it changes when the data's shape does.
@@ -58,6 +61,10 @@ func EventType(k rotation.Kind) (string, bool) {
 		return EventTypeOverdue, true
 	case rotation.KindPlanned:
 		return EventTypePlanned, true
+	case rotation.KindRefreshed:
+		return EventTypeRefreshed, true
+	case rotation.KindRefreshFailed:
+		return EventTypeRefreshFailed, true
 	}
 	return "", false
 }
@@ -143,7 +150,7 @@ func (c PublisherConfig) authKind() string {
 // (sdk/messaging/eventgrid/azeventgrid). It implements rotation.Publisher and is safe for concurrent
 // use. Every rotation.Outcome becomes one event:
 //
-//	type         Kvrotator.Secret.<Kind>: Rotated, Skipped, Failed, Revoked, Overdue or Planned
+//	type         Kvrotator.Secret.<Kind>: Rotated, Skipped, Failed, Revoked, Overdue, Planned, Refreshed or RefreshFailed
 //	             (rotation.KindRotated … rotation.KindPlanned; see EventType)
 //	subject      /vaults/<vault>/secrets/<secret> (/vaults/<vault> for a vault-level outcome); in the
 //	             Event Grid schema, which has no source attribute, prefixed with Source:

@@ -144,16 +144,22 @@ func outcomes() []rotation.Outcome {
 			Reason: "expired 2026-01-01", Expires: &exp},
 		{Kind: rotation.KindPlanned, Vault: "myvault", Secret: "api-key", OldVersion: old, Provider: "sendgrid", Trigger: rotation.TriggerManual,
 			DryRun: true, Reason: "would rotate: forced"},
+		{Kind: rotation.KindRefreshed, Vault: "myvault", Secret: "api-key", OldVersion: old, NewVersion: nv, Provider: "sendgrid", Trigger: rotation.TriggerEvent,
+			Consumer: "app-service /subscriptions/0/resourceGroups/rg/providers/Microsoft.Web/sites/app", Reason: "asked app-service … to pick up version " + nv},
+		{Kind: rotation.KindRefreshFailed, Vault: "myvault", Secret: "api-key", OldVersion: old, NewVersion: nv, Provider: "sendgrid", Trigger: rotation.TriggerEvent,
+			Consumer: "webhook https://hooks.example.com/x", Class: rotation.ClassTransient, Reason: "webhook https://hooks.example.com/x did not refresh: 503"},
 	}
 }
 
 var kindTypes = map[rotation.Kind]string{
-	rotation.KindRotated: "Kvrotator.Secret.Rotated",
-	rotation.KindSkipped: "Kvrotator.Secret.Skipped",
-	rotation.KindFailed:  "Kvrotator.Secret.Failed",
-	rotation.KindRevoked: "Kvrotator.Secret.Revoked",
-	rotation.KindOverdue: "Kvrotator.Secret.Overdue",
-	rotation.KindPlanned: "Kvrotator.Secret.Planned",
+	rotation.KindRotated:       "Kvrotator.Secret.Rotated",
+	rotation.KindSkipped:       "Kvrotator.Secret.Skipped",
+	rotation.KindFailed:        "Kvrotator.Secret.Failed",
+	rotation.KindRevoked:       "Kvrotator.Secret.Revoked",
+	rotation.KindOverdue:       "Kvrotator.Secret.Overdue",
+	rotation.KindPlanned:       "Kvrotator.Secret.Planned",
+	rotation.KindRefreshed:     "Kvrotator.Secret.Refreshed",
+	rotation.KindRefreshFailed: "Kvrotator.Secret.RefreshFailed",
 }
 
 // received is a published event as the topic got it, in either schema.

@@ -180,3 +180,27 @@ func TestOutcomeDurationFallsBackToInvocationTime(t *testing.T) {
 		t.Errorf("duration_ms = %v, want a number", lines[0]["duration_ms"])
 	}
 }
+
+// A rotation's consumer refreshes are logged after it, one line each, naming the consumer; a failed
+// refresh at WARN (transient or not: the rotation is done either way).
+func TestFollowupsAreLoggedAfterTheRotation(t *testing.T) {
+	r := newRig(t, 0)
+	o := rotation.Outcome{Kind: rotation.KindRotated, Vault: "sample-kv", Secret: "newsecret", NewVersion: "n1"}
+	o.Followups = []rotation.Outcome{
+		{Kind: rotation.KindRefreshed, Vault: "sample-kv", Secret: "newsecret", NewVersion: "n1", Consumer: "app-service /subscriptions/0/x"},
+		{Kind: rotation.KindRefreshFailed, Class: rotation.ClassTransient, Vault: "sample-kv", Secret: "newsecret", NewVersion: "n1", Consumer: "webhook https://h.example.com"},
+	}
+	r.rot.outcome = o
+	r.invoke("KeyVaultEvents", fixture(t, "keyvaultevents.json"))
+	lines := r.logs.withMessage(t, "outcome")
+	if len(lines) != 3 {
+		t.Fatalf("want three outcome lines, got %v", r.logs.lines(t))
+	}
+	for i, want := range []struct{ outcome, level, consumer string }{
+		{"rotated", "INFO", ""}, {"refreshed", "INFO", "app-service /subscriptions/0/x"}, {"refresh-failed", "WARN", "webhook https://h.example.com"},
+	} {
+		if lines[i]["outcome"] != want.outcome || lines[i]["level"] != want.level || lines[i]["consumer"] != want.consumer {
+			t.Errorf("line %d: %v, want %+v", i, lines[i], want)
+		}
+	}
+}

@@ -17,7 +17,7 @@ func (inv *invocation) outcome(ctx context.Context, o rotation.Outcome, duration
 	switch {
 	case o.Transient():
 		level = slog.LevelError
-	case o.Failed(), o.Kind == rotation.KindOverdue:
+	case o.Failed(), o.Kind == rotation.KindOverdue, o.Kind == rotation.KindRefreshFailed:
 		level = slog.LevelWarn
 	}
 	if o.DurationMS != 0 {
@@ -33,10 +33,14 @@ func (inv *invocation) outcome(ctx context.Context, o rotation.Outcome, duration
 		slog.String("outcome", string(o.Kind)),
 		slog.String("reason", o.Reason),
 		slog.String("class", string(o.Class)),
+		slog.String("consumer", o.Consumer),
 		slog.Bool("dry_run", o.DryRun),
 		slog.Int64("duration_ms", durationMS),
 	)
 	inv.logf("%s", describe(o, durationMS))
+	for _, f := range o.Followups {
+		inv.outcome(ctx, f, 0)
+	}
 }
 
 // describe renders an outcome as one line, e.g.

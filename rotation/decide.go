@@ -139,7 +139,7 @@ func (e *Engine) decide(in decideInput) Decision {
 			return d
 		}
 	}
-	if pol.MinInterval > 0 && !override && !st.At.IsZero() && e.writtenByUs(p, st) {
+	if pol.MinInterval > 0 && !override && !st.At.IsZero() && writtenByUs(p, st) {
 		if next := st.At.Add(pol.MinInterval); now.Before(next) {
 			d.Action, d.At, d.Overdue = ActWait, next, overdue
 			d.Reason = fmt.Sprintf("%s; the last rotation was at %s and %s is %s: next rotation after %s",
@@ -203,7 +203,7 @@ func (e *Engine) dueness(p SecretProperties, pol Policy, now time.Time) (bool, s
 // would reset: the grace period after kvrotator wrote the latest version. Versions written by hand are
 // not guarded (kvrotator cannot know what their predecessor held).
 func (e *Engine) guardUntil(p SecretProperties, pol Policy, st State) (time.Time, bool) {
-	if st.At.IsZero() || !e.writtenByUs(p, st) {
+	if st.At.IsZero() || !writtenByUs(p, st) {
 		return time.Time{}, false
 	}
 	return st.At.Add(pol.Grace), true
@@ -212,7 +212,7 @@ func (e *Engine) guardUntil(p SecretProperties, pol Policy, st State) (time.Time
 // writtenByUs reports whether the journal's last write is the latest version: by version id when the
 // properties carry one, else (list pages) by its creation time, which Key Vault sets when kvrotator
 // writes it (within a minute of the journal's time).
-func (e *Engine) writtenByUs(p SecretProperties, st State) bool {
+func writtenByUs(p SecretProperties, st State) bool {
 	if st.Version == "" {
 		return false
 	}

@@ -54,6 +54,15 @@ type Config struct {
 	// FailureBackoff is the sweep's wait after a failed rotation, doubling per consecutive failure up to
 	// 24 h (default 10 min).
 	FailureBackoff time.Duration
+	// Refresher asks the consumers the bindings name (ConsumerBinder) to pick up a new version after
+	// each rotation; nil refreshes nothing.
+	Refresher Refresher
+	// Usage reads Key Vault's audit log: with it, a replaced credential is revoked only once every
+	// reader of the secret has read the new version (or nobody read it), and at MaxGrace after the
+	// rotation regardless, reporting who had not moved. Nil: revocation after the grace period.
+	Usage Usage
+	// UsageLookback is how far before a rotation a reader counts as a consumer (default 7 days).
+	UsageLookback time.Duration
 	// Paused is the global kill switch (an app setting for incidents): nothing is rotated or revoked,
 	// every secret is still reported. Paused returns it now, so that a running sweep stops mid-way.
 	Paused func() bool
@@ -138,6 +147,15 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.FailureBackoff <= 0 {
 		cfg.FailureBackoff = 10 * time.Minute
 	}
+	if cfg.UsageLookback <= 0 {
+		cfg.UsageLookback = 7 * 24 * time.Hour
+	}
+	if cfg.Defaults.MaxGrace < 0 {
+		return nil, errors.New("rotation: negative maximum grace period")
+	}
+	if cfg.Defaults.MaxGrace == 0 {
+		cfg.Defaults.MaxGrace = 7 * 24 * time.Hour
+	}
 	e := &Engine{cfg: cfg, vaults: map[string]Vault{}, log: cfg.Logger, clock: cfg.Clock}
 	for _, v := range cfg.Vaults {
 		key := strings.ToLower(v.Name())
@@ -176,6 +194,11 @@ func (e *Engine) Rotate(ctx context.Context, req Request) Outcome {
 	o.Vault, o.Secret, o.Trigger, o.DryRun = req.Vault, req.Secret, req.Trigger, req.DryRun
 	o.DurationMS = time.Since(start).Milliseconds()
 	e.publish(ctx, o)
+	if o.Kind == KindRotated {
+		if v, ok := e.vault(req.Vault); ok {
+			o.Followups = e.refreshConsumers(ctx, v, o)
+		}
+	}
 	return o
 }
 
@@ -326,7 +349,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 		Pending: st.Pending, Revoked: st.Revoked, Retire: st.Retire}
 	if _, ok := prov.(providers.Revoker); ok && prov.Shape() == providers.ShapeCreateRevoke && curCred != "" && curCred != credID {
 		next.Pending = addPending(next.Pending, Pending{CredentialID: curCred, Version: cur.Version, Due: now.Add(pol.Grace).UTC().Truncate(time.Second),
-			Refs: refsKey, HandWritten: handWritten})
+			Refs: refsKey, HandWritten: handWritten, Replaced: now.UTC().Truncate(time.Second)})
 	}
 	if pol.DisableOld {
 		switch prov.Shape() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -405,7 +406,7 @@ func TestStateRoundTrip(t *testing.T) {
 	st := rotation.State{From: "abc", At: time.Unix(1700000000, 0).UTC(), By: rotation.TriggerTimer,
 		Pending: []rotation.Pending{{CredentialID: "key;with=odd@chars", Due: time.Unix(1700086400, 0).UTC()}}}
 	back, err := rotation.ParseState(st.String())
-	if err != nil || back.From != st.From || !back.At.Equal(st.At) || back.By != st.By || len(back.Pending) != 1 || back.Pending[0] != st.Pending[0] {
+	if err != nil || back.From != st.From || !back.At.Equal(st.At) || back.By != st.By || len(back.Pending) != 1 || !reflect.DeepEqual(back.Pending[0], st.Pending[0]) {
 		t.Fatalf("%q → %+v %v", st.String(), back, err)
 	}
 }

@@ -26,6 +26,7 @@ const (
 	TagMinInterval  = "rotation-min-interval"         // the least time between two rotations: "12h", "7d"
 	TagPause        = "rotation-pause"                // "true": nothing is rotated or revoked, everything reported
 	TagDisableOld   = "rotation-disable-old-versions" // "false": leave replaced versions enabled
+	TagMaxGrace     = "rotation-max-grace-hours"      // with the audit log: revoke at the latest this long after the rotation
 	maxTags         = 15                              // Key Vault's limit per secret
 	maxTagValue     = 512                             // Key Vault's limit per tag value
 	maxValidityDays = 3650
@@ -42,6 +43,9 @@ type Defaults struct {
 	Window      string
 	Schedule    string
 	MinInterval time.Duration
+	// MaxGrace is how long after a rotation a revocation waits for the secret's readers to move to the
+	// new version (Config.Usage) before it goes ahead anyway (default 7 days; never less than Grace).
+	MaxGrace time.Duration
 	// KeepOldVersions leaves replaced versions enabled when a secret has no rotation-disable-old-versions
 	// tag (the zero value disables them once their credential is dead).
 	KeepOldVersions bool
@@ -55,6 +59,8 @@ type Policy struct {
 	Address      string
 	Validity     time.Duration
 	Grace        time.Duration
+	// MaxGrace is the longest a revocation waits for readers that have not moved (with Config.Usage).
+	MaxGrace time.Duration
 	// Window, when set, is when rotations may run (events outside it are deferred to it).
 	Window *Window
 	// Schedule, when set, rotates the secret on a calendar as well as before it expires.
@@ -128,6 +134,11 @@ func ParsePolicy(tags map[string]string, d Defaults) (Policy, error) {
 		return p, err
 	}
 	p.Grace = time.Duration(hours) * time.Hour
+	maxHours, err := params.Int(TagMaxGrace, int(d.MaxGrace/time.Hour), 0, 24*90)
+	if err != nil {
+		return p, err
+	}
+	p.MaxGrace = max(time.Duration(maxHours)*time.Hour, p.Grace)
 	var errs []error
 	if s := textOr(params, TagWindow, d.Window); s != "" {
 		w, err := ParseWindow(s)
@@ -236,6 +247,11 @@ type Pending struct {
 	// (back-off doubling from 10 min to 24 h) and reported each time.
 	Fails   int       `json:"fails,omitempty"`
 	NextTry time.Time `json:"nextTry,omitzero"`
+	// Replaced is when the rotation that replaced it wrote the new version (the audit log's
+	// before/after line; zero in entries older than the field: Due minus the grace stands in).
+	Replaced time.Time `json:"replaced,omitzero"`
+	// Waiting names the readers the revocation waited for at its last check (Config.Usage).
+	Waiting []string `json:"waiting,omitempty"`
 }
 
 // Retire is a replaced version waiting to be disabled.

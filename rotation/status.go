@@ -41,6 +41,9 @@ type SecretStatus struct {
 	Paused   bool   `json:"paused,omitempty"`
 	// DisableVersions are replaced versions waiting to be disabled.
 	DisableVersions []Retire `json:"disableVersions,omitempty"`
+	// Consumers are the secret's readers in Key Vault's audit log over the lookback (Config.Usage),
+	// each with whether its last read was of the latest version. Nil without an audit log.
+	Consumers []ConsumerView `json:"consumers,omitempty"`
 }
 
 // StatusReport covers every configured vault.
@@ -86,8 +89,25 @@ func (e *Engine) Status(ctx context.Context, at time.Time) StatusReport {
 		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("vault %s: journal: %v", v.Name(), err))
 		}
+		var reads map[string][]Read
+		if e.cfg.Usage != nil {
+			all, err := e.cfg.Usage.Reads(ctx, v.Name(), "", at.Add(-e.cfg.UsageLookback), at)
+			if err != nil {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("vault %s: audit log: %v", v.Name(), err))
+			}
+			reads = map[string][]Read{}
+			for _, r := range all {
+				k := strings.ToLower(r.Secret)
+				reads[k] = append(reads[k], r)
+			}
+		}
 		err = v.List(ctx, func(p SecretProperties) error {
-			rep.Secrets = append(rep.Secrets, e.describe(p, heal(states[strings.ToLower(p.Name)], p).ForLatest(p), at))
+			st := heal(states[strings.ToLower(p.Name)], p).ForLatest(p)
+			s := e.describe(p, st, at)
+			if reads != nil && s.Managed {
+				s.Consumers = consumerViews(reads[strings.ToLower(p.Name)], p, st)
+			}
+			rep.Secrets = append(rep.Secrets, s)
 			return nil
 		})
 		if err != nil {

@@ -223,10 +223,11 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 	refsKey := RefsKey(pol.Provider, refs)
 	curCred, _ := currentCredential(st, cur.Version, pol, refsKey)
 	var keep []Pending
-	var done []string
+	var done, waiting, anyway []string
 	var errs []error
-	parked := false
-	for _, pend := range st.Pending {
+	parked, waitChanged := false, false
+	uc := e.usageCheck(v.Name(), p.Name, st.Pending)
+	for i, pend := range st.Pending {
 		switch {
 		case !isRevoker:
 			keep = append(keep, pend)
@@ -241,10 +242,28 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 			// The tags now point elsewhere (another service, account, admin key): the id means nothing
 			// there. Dropped and reported; the credential is left for a person to retire.
 			errs = append(errs, providers.Permanent(fmt.Errorf("not revoking %s: the secret's references changed since it was replaced; revoke it by hand where it was issued", pend.CredentialID)))
-		case dryRun:
-			done = append(done, pend.CredentialID)
-			keep = append(keep, pend)
 		default:
+			if lag, wait, note := uc.gate(held, i, pend, pol, now); wait {
+				// Readers of the secret have not read the new version yet: the revocation waits for
+				// them, at the latest until the maximum grace period is over.
+				pend.Waiting = readerNames(lag)
+				if note != "" {
+					pend.Waiting = []string{note}
+				}
+				keep = append(keep, pend)
+				waiting = append(waiting, waitReason(pend, lag, note, pol))
+				o.Laggards = append(o.Laggards, lag...)
+				waitChanged = true
+				continue
+			} else if len(lag) > 0 || note != "" {
+				anyway = append(anyway, anywayReason(pend, lag, note))
+				o.Laggards = append(o.Laggards, lag...)
+			}
+			if dryRun {
+				done = append(done, pend.CredentialID)
+				keep = append(keep, pend)
+				continue
+			}
 			preq := providers.Request{Vault: v.Name(), Secret: p.Name, Version: cur.Version, Current: cur.Value, CredentialID: curCred,
 				HandWritten: pend.HandWritten, Address: pol.Address, Params: providers.Params(cur.Tags), Secrets: boundReader(v, refs), Now: now}
 			if pend.Version != "" {
@@ -294,6 +313,12 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		if len(disabled) > 0 {
 			parts = append(parts, verbDisable+" "+strings.Join(disabled, ", "))
 		}
+		if len(anyway) > 0 {
+			parts = append(parts, strings.Join(anyway, "; "))
+		}
+		if len(waiting) > 0 {
+			parts = append(parts, strings.Join(waiting, "; "))
+		}
 		if len(parts) == 0 {
 			return "nothing revoked"
 		}
@@ -303,7 +328,7 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		o.Kind, o.Reason = KindPlanned, what("would revoke", "would disable the replaced version")
 		return o
 	}
-	if len(done) > 0 || len(keep) != len(st.Pending) || parked || retireChanged {
+	if len(done) > 0 || len(keep) != len(st.Pending) || parked || retireChanged || waitChanged {
 		st.Pending = keep
 		if len(done) > 0 {
 			st.Revoked = now.UTC().Truncate(time.Second)
@@ -322,6 +347,9 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 		return o
 	}
 	o.Kind, o.Reason = KindRevoked, what("revoked", "disabled the replaced version")
+	if len(done) == 0 && len(disabled) == 0 {
+		o.Kind = KindSkipped // only waiting for readers
+	}
 	return o
 }
 

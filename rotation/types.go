@@ -111,6 +111,11 @@ const (
 	KindRevoked Kind = "revoked" // a previous credential was revoked after its grace period
 	KindOverdue Kind = "overdue" // reported by the sweep: expired, past its rotation point, or failing
 	KindPlanned Kind = "planned" // dry run: what would happen
+	// KindRefreshed and KindRefreshFailed follow a rotation, one per consumer bound to the secret
+	// (Outcome.Consumer): it was (not) asked to pick up the new version. A failed refresh never fails
+	// the rotation.
+	KindRefreshed     Kind = "refreshed"
+	KindRefreshFailed Kind = "refresh-failed"
 )
 
 // Class classifies a failure once, for every trigger.
@@ -140,8 +145,16 @@ type Outcome struct {
 	// minimum interval, back-off, back-to-back guard).
 	NextAt *time.Time `json:"nextAt,omitempty"`
 	// Conflict: refused because it would reset a slot or login still in use (HTTP 409).
-	Conflict bool  `json:"conflict,omitempty"`
-	Err      error `json:"-"`
+	Conflict bool `json:"conflict,omitempty"`
+	// Consumer names the consumer of a refreshed / refresh-failed outcome.
+	Consumer string `json:"consumer,omitempty"`
+	// Laggards are the readers (Key Vault's audit log) that had not moved to the new version when a
+	// revocation waited for them or, at the maximum grace, went ahead anyway.
+	Laggards []Read `json:"laggards,omitempty"`
+	// Followups are the outcomes that came of this one (a rotation's consumer refreshes), already
+	// published; callers log them after it.
+	Followups []Outcome `json:"-"`
+	Err       error     `json:"-"`
 }
 
 // Failed reports whether the outcome is a failure, and Transient whether it should be retried.
