@@ -65,7 +65,7 @@ type Options struct {
 	// PollFrequency is how often a long-running Resource Manager operation is polled (default 5 s).
 	PollFrequency time.Duration
 	// Retry overrides azcore's retry policy for Resource Manager calls (tests make it quick).
-	Retry *policy.RetryOptions
+	Retry  *policy.RetryOptions
 	Logger *slog.Logger
 }
 

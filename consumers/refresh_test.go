@@ -141,7 +141,7 @@ func (f *fakeARM) refresher() *consumers.Refresher {
 	return consumers.NewRefresher(consumers.Options{
 		Azure: &registry.Azure{Credential: fakeCredential{}, Transport: f.srv.Client(), Cloud: cloud.Configuration{
 			ActiveDirectoryAuthorityHost: "https://login.example.com/",
-			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Audience: "https://management.azure.com", Endpoint: f.srv.URL}}}},
+			Services:                     map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Audience: "https://management.azure.com", Endpoint: f.srv.URL}}}},
 		PollFrequency: 10 * time.Millisecond,
 		Retry:         &policy.RetryOptions{MaxRetries: -1},
 	})
