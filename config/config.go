@@ -41,6 +41,11 @@ const (
 	EnvDisableOld       = "KVROTATOR_DISABLE_OLD_VERSIONS"   // disable replaced versions once their value is dead (true)
 	EnvPauseFile        = "KVROTATOR_PAUSE_FILE"             // a path: while this file exists, the kill switch is on
 	EnvClockURL         = "KVROTATOR_CLOCK_URL"              // development: tell time from the Key Vault emulator's clock (loopback only)
+	EnvLogWorkspace     = "KVROTATOR_LOG_WORKSPACE_ID"       // Log Analytics workspace with the vaults' audit logs: usage-aware revocation
+	EnvUsageLookback    = "KVROTATOR_USAGE_LOOKBACK_HOURS"   // how far before a rotation a reader counts as a consumer (168)
+	EnvMaxGraceHours    = "KVROTATOR_MAX_GRACE_HOURS"        // the longest a revocation waits for readers to move (168)
+	EnvLogsEndpoint     = "KVROTATOR_LOGS_ENDPOINT"          // Log Analytics query endpoint (default: the public cloud's; the emulator's in development)
+	EnvARMEndpoint      = "KVROTATOR_ARM_ENDPOINT"           // Resource Manager endpoint (default: the public cloud's)
 )
 
 // VaultSetting is one configured vault.
@@ -82,6 +87,15 @@ type Settings struct {
 	// PauseFile is a kill switch that needs no restart: while the file exists nothing is rotated or
 	// revoked ("" = none).
 	PauseFile string
+	// LogWorkspace is the Log Analytics workspace id holding the vaults' audit logs ("" = time-based
+	// grace only); UsageLookback and MaxGrace tune usage-aware revocation.
+	LogWorkspace  string
+	UsageLookback time.Duration
+	MaxGrace      time.Duration
+	// LogsEndpoint and ARMEndpoint override the public cloud's Log Analytics and Resource Manager
+	// endpoints ("" = public cloud).
+	LogsEndpoint string
+	ARMEndpoint  string
 	// ClockURL, for development and tests, is the Key Vault emulator's clock endpoint: the engine tells
 	// time from it so that expiry, windows and grace periods follow the emulator's driven clock.
 	ClockURL string
@@ -126,6 +140,24 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 	s.SweepConcurrency = intSetting(EnvSweepConcurrency, 8, 1, 64)
 	s.VerifyTimeout = time.Duration(intSetting(EnvVerifyTimeout, 120, 1, 600)) * time.Second
 	s.LeaseDuration = time.Duration(intSetting(EnvLeaseSeconds, 30, 15, 60)) * time.Second
+	s.UsageLookback = time.Duration(intSetting(EnvUsageLookback, 168, 1, 24*90)) * time.Hour
+	s.MaxGrace = time.Duration(intSetting(EnvMaxGraceHours, 168, 0, 24*90)) * time.Hour
+	if s.MaxGrace < s.DefaultGrace {
+		errs = append(errs, fmt.Errorf("%s (%v) must not be less than %s (%v)", EnvMaxGraceHours, s.MaxGrace, EnvGraceHours, s.DefaultGrace))
+	}
+	if s.LogWorkspace = strings.TrimSpace(getenv(EnvLogWorkspace)); s.LogWorkspace != "" && !isGUID(s.LogWorkspace) {
+		errs = append(errs, fmt.Errorf("%s=%q: want the workspace id, a GUID (the workspace's customerId)", EnvLogWorkspace, s.LogWorkspace))
+	}
+	for _, e := range []struct {
+		name string
+		dst  *string
+	}{{EnvLogsEndpoint, &s.LogsEndpoint}, {EnvARMEndpoint, &s.ARMEndpoint}} {
+		if *e.dst = strings.TrimRight(strings.TrimSpace(getenv(e.name)), "/"); *e.dst != "" {
+			if u, err := url.Parse(*e.dst); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want an https URL", e.name, *e.dst))
+			}
+		}
+	}
 	if s.DefaultValidity <= s.NearExpiryLead {
 		errs = append(errs, fmt.Errorf("%s (%d days) must exceed %s (%d days), or every new version would be due at once",
 			EnvValidityDays, int(s.DefaultValidity.Hours()/24), EnvNearExpiryDays, int(s.NearExpiryLead.Hours()/24)))
@@ -198,6 +230,23 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// isGUID reports whether s looks like a GUID.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if r != '-' {
+				return false
+			}
+		} else if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkLoopbackURL accepts an http(s) URL whose host is a loopback address or localhost: the clock

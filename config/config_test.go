@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 	if len(s.Vaults) != 1 || s.Vaults[0].Name != "myvault" || s.Vaults[0].URL != "https://myvault.vault.azure.net" {
 		t.Fatalf("vaults: %+v", s.Vaults)
 	}
-	if s.KeepOldVersions || s.PauseFile != "" || s.ClockURL != "" || s.Paused {
+	if s.KeepOldVersions || s.PauseFile != "" || s.ClockURL != "" || s.Paused || s.LogWorkspace != "" || s.MaxGrace != 168*time.Hour || s.UsageLookback != 168*time.Hour {
 		t.Fatalf("timing defaults: %+v", s)
 	}
 	s, err = config.FromEnv(env(map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_DISABLE_OLD_VERSIONS": "false",
@@ -67,6 +67,11 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_SWEEP_CONCURRENCY": "0"}, "KVROTATOR_SWEEP_CONCURRENCY"},
 		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_LOG_LEVEL": "loud"}, "KVROTATOR_LOG_LEVEL"},
 		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_DISABLE_OLD_VERSIONS": "maybe"}, "KVROTATOR_DISABLE_OLD_VERSIONS"},
+		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_LOG_WORKSPACE_ID": "my-workspace"}, "want the workspace id, a GUID"},
+		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_MAX_GRACE_HOURS": "12", "KVROTATOR_GRACE_HOURS": "24"}, "must not be less than KVROTATOR_GRACE_HOURS"},
+		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_LOGS_ENDPOINT": "http://api.loganalytics.io/v1"}, "KVROTATOR_LOGS_ENDPOINT"},
+		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_ARM_ENDPOINT": "management.azure.com"}, "KVROTATOR_ARM_ENDPOINT"},
+		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_USAGE_LOOKBACK_HOURS": "0"}, "KVROTATOR_USAGE_LOOKBACK_HOURS"},
 		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_PAUSE_FILE": "pause"}, "absolute path"},
 		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_CLOCK_URL": "https://time.example.com/_emulator/clock"}, "loopback"},
 		{map[string]string{"KVROTATOR_VAULTS": "myvault", "KVROTATOR_CLOCK_URL": "ftp://127.0.0.1/"}, "KVROTATOR_CLOCK_URL"},

@@ -10,8 +10,11 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/monitor/query/azlogs"
 	"github.com/kvrotator/kvrotator/bindings"
 	"github.com/kvrotator/kvrotator/config"
+	"github.com/kvrotator/kvrotator/consumers"
 	"github.com/kvrotator/kvrotator/handler"
 	"github.com/kvrotator/kvrotator/journal"
 	"github.com/kvrotator/kvrotator/keyvault"
@@ -49,7 +52,8 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	if err != nil {
 		return nil, fmt.Errorf("credential: %w", err)
 	}
-	provs, problems := registry.Build(registry.Env{Azure: &registry.Azure{Credential: cred}, Logger: logger})
+	azure := &registry.Azure{Credential: cred, Cloud: cloudConfig(s)}
+	provs, problems := registry.Build(registry.Env{Azure: azure, Logger: logger})
 	for name, err := range problems {
 		logger.Warn("provider not available", "provider", name, "error", err.Error())
 	}
@@ -100,6 +104,14 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		}
 		pubs = append(pubs, tp)
 	}
+	var usage rotation.Usage
+	if s.LogWorkspace != "" {
+		la, err := consumers.NewLogAnalytics(consumers.LogAnalyticsOptions{Credential: cred, Workspace: s.LogWorkspace, Cloud: azure.Cloud, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.EnvLogWorkspace, err)
+		}
+		usage = la
+	}
 	var clock rotation.Clock
 	if s.ClockURL != "" {
 		logger.Warn("telling time from the Key Vault emulator's clock: a development setting, never for production", "setting", config.EnvClockURL, "url", s.ClockURL)
@@ -107,6 +119,9 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	}
 	eng, err := rotation.New(rotation.Config{
 		Clock:         clock,
+		Refresher:     consumers.NewRefresher(consumers.Options{Azure: azure, Logger: logger}),
+		Usage:         usage,
+		UsageLookback: s.UsageLookback,
 		Vaults:        vaults,
 		Providers:     provs.Lookup,
 		Bindings:      binds,
@@ -117,7 +132,7 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		VerifyTimeout: s.VerifyTimeout,
 		Concurrency:   s.SweepConcurrency,
 		Defaults: rotation.Defaults{Validity: s.DefaultValidity, Grace: s.DefaultGrace, GraceSet: true, NearExpiryLead: s.NearExpiryLead,
-			Window: s.Window, Schedule: s.Schedule, MinInterval: s.MinInterval, KeepOldVersions: s.KeepOldVersions},
+			Window: s.Window, Schedule: s.Schedule, MinInterval: s.MinInterval, KeepOldVersions: s.KeepOldVersions, MaxGrace: s.MaxGrace},
 		// The kill switch is asked on every decision. KVROTATOR_PAUSE is an app setting (changing it
 		// restarts a Function App, and the new process starts paused); KVROTATOR_PAUSE_FILE is a file
 		// whose existence stops a running sweep mid-way, without a restart.
@@ -174,4 +189,25 @@ Logs are JSON lines on stdout.
 		return 1
 	}
 	return 0
+}
+
+// cloudConfig is the public cloud with the endpoints the settings override (KVROTATOR_ARM_ENDPOINT,
+// KVROTATOR_LOGS_ENDPOINT); the audiences stay the public cloud's.
+func cloudConfig(s config.Settings) cloud.Configuration {
+	c := cloud.Configuration{ActiveDirectoryAuthorityHost: cloud.AzurePublic.ActiveDirectoryAuthorityHost, Services: map[cloud.ServiceName]cloud.ServiceConfiguration{}}
+	for k, v := range cloud.AzurePublic.Services {
+		c.Services[k] = v
+	}
+	c.Services[azlogs.ServiceName] = cloud.ServiceConfiguration{Audience: "https://api.loganalytics.io", Endpoint: "https://api.loganalytics.io/v1"}
+	if s.ARMEndpoint != "" {
+		rm := c.Services[cloud.ResourceManager]
+		rm.Endpoint = s.ARMEndpoint
+		c.Services[cloud.ResourceManager] = rm
+	}
+	if s.LogsEndpoint != "" {
+		la := c.Services[azlogs.ServiceName]
+		la.Endpoint = s.LogsEndpoint
+		c.Services[azlogs.ServiceName] = la
+	}
+	return c
 }
