@@ -178,6 +178,15 @@ type rowView struct {
 	Window, Schedule, NextWindow string
 	Paused                       bool
 	DisableVersions              int
+	// Consumers are the secret's readers in Key Vault's audit log; NotMoved counts those whose last
+	// read was not of the latest version.
+	Consumers []consumerRow
+	NotMoved  int
+}
+
+type consumerRow struct {
+	Who, Last, Version string
+	Current            bool
 }
 
 // dateView is a time as a short UTC text, its distance from the report's time, and the exact value.
@@ -307,6 +316,19 @@ func buildRow(s rotation.SecretStatus, at time.Time) rowView {
 		r.PendingNext = next.Due.UTC().Format(time.RFC3339)
 	}
 	r.Window, r.Schedule, r.Paused, r.DisableVersions = s.Window, s.Schedule, s.Paused, len(s.DisableVersions)
+	for _, c := range s.Consumers {
+		who := c.Reader
+		if c.AppID != "" && c.AppID != c.Reader {
+			who += " (app " + c.AppID + ")"
+		}
+		if c.Address != "" {
+			who += " from " + c.Address
+		}
+		if !c.Current {
+			r.NotMoved++
+		}
+		r.Consumers = append(r.Consumers, consumerRow{Who: who, Last: c.Last.UTC().Format("2006-01-02 15:04"), Version: c.Version, Current: c.Current})
+	}
 	if s.NextWindow != nil {
 		r.NextWindow = s.NextWindow.UTC().Format("2006-01-02 15:04 UTC")
 	}

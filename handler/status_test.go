@@ -36,6 +36,9 @@ func sampleStatus() rotation.StatusReport {
 			Reason: "not due until 2030-02-13T00:00:00Z", Action: "nothing until 2030-02-13T00:00:00Z"},
 		{Vault: "second-vault", Secret: "cache-key", Managed: true, Provider: "random", Enabled: true, Expires: day(400), RotateAt: day(370),
 			Window: "daily 02:00-04:00 UTC", Schedule: "every 30d",
+			Consumers: []rotation.ConsumerView{
+				{Reader: "11111111-aaaa-bbbb-cccc-000000000002", AppID: "app-2", Address: "10.0.0.2", Version: "v0", Last: statusAt.Add(-14 * time.Hour)},
+				{Reader: "11111111-aaaa-bbbb-cccc-000000000001", Address: "10.0.0.1", Last: statusAt.Add(-time.Hour), Current: true}},
 			Reason: "not due until 2031-01-06T00:00:00Z", Action: "nothing until 2031-01-06T00:00:00Z"},
 		{Vault: "prod-vault", Secret: "broken", Managed: true, Provider: "random", Enabled: true, Expires: day(151), RotateAt: day(121),
 			Reason: "not due until 2030-05-02T00:00:00Z", PolicyError: `tag random-length="8": must be between 16 and 4096`, Action: "none until the tags are fixed"},
@@ -319,6 +322,10 @@ func TestRotationStatusPage(t *testing.T) {
 	}
 	if c := cells("soon-key"); !strings.Contains(c[7], "window Sat,Sun 01:00-03:00 Europe/Berlin · opens 2030-01-05 00:00 UTC") {
 		t.Errorf("soon-key action cell: %q", c[7])
+	}
+	if c := cells("cache-key"); !strings.Contains(c[7], "✗ 11111111-aaaa-bbbb-cccc-000000000002 (app app-2) from 10.0.0.2 · 2029-12-31 10:00 · v0") ||
+		!strings.Contains(c[7], "✓ 11111111-aaaa-bbbb-cccc-000000000001 from 10.0.0.1 · 2029-12-31 23:00") {
+		t.Errorf("cache-key consumers: %q", c[7])
 	}
 	if c := cells("cache-key"); !strings.Contains(c[7], "window daily 02:00-04:00 UTC") || !strings.Contains(c[7], "schedule every 30d") {
 		t.Errorf("cache-key action cell: %q", c[7])

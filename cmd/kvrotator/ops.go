@@ -153,6 +153,9 @@ func printStatus(w io.Writer, rep rotation.StatusReport) {
 		if !s.Managed {
 			note = ""
 		}
+		if n := notMoved(s.Consumers); n > 0 {
+			note += fmt.Sprintf(" [%d of %d readers not on the latest version]", n, len(s.Consumers))
+		}
 		last := "-"
 		if s.LastRotated != nil {
 			last = s.LastRotated.UTC().Format("2006-01-02") + " (" + string(s.LastTrigger) + ")"
@@ -163,6 +166,50 @@ func printStatus(w io.Writer, rep rotation.StatusReport) {
 	fmt.Fprintf(w, "\n%d secrets, %d overdue, %d with bad tags (as of %s)\n", len(rep.Secrets), rep.Overdue(), rep.PolicyErrors(), rep.At.Format(time.RFC3339))
 	for _, e := range rep.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
+	}
+}
+
+// notMoved counts the readers whose last read was not of the latest version.
+func notMoved(cs []rotation.ConsumerView) int {
+	n := 0
+	for _, c := range cs {
+		if !c.Current {
+			n++
+		}
+	}
+	return n
+}
+
+// printConsumers lists each managed secret's readers from Key Vault's audit log (when configured).
+func printConsumers(w io.Writer, rep rotation.StatusReport) {
+	header := false
+	for _, s := range rep.Secrets {
+		if !s.Managed || len(s.Consumers) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nConsumers (readers in Key Vault's audit log):")
+			header = true
+		}
+		fmt.Fprintf(w, "  %s/%s: %d reader(s), %d not on the latest version\n", s.Vault, s.Secret, len(s.Consumers), notMoved(s.Consumers))
+		for _, c := range s.Consumers {
+			state := "current  "
+			if !c.Current {
+				state = "NOT MOVED"
+			}
+			who := c.Reader
+			if c.AppID != "" && c.AppID != c.Reader {
+				who += " (app " + c.AppID + ")"
+			}
+			if c.Address != "" {
+				who += " from " + c.Address
+			}
+			ver := ""
+			if c.Version != "" {
+				ver = ", version " + c.Version
+			}
+			fmt.Fprintf(w, "    %s %s, last read %s%s\n", state, who, c.Last.UTC().Format(time.RFC3339), ver)
+		}
 	}
 }
 
@@ -208,6 +255,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "\n%d managed, %d unmanaged (as of %s)\n", len(rep.Secrets)-unmanaged, unmanaged, rep.At.Format(time.RFC3339))
+	printConsumers(stdout, rep)
 	if len(problems) > 0 {
 		fmt.Fprintln(stdout, "\nTags to fix:")
 		for _, p := range problems {
