@@ -163,6 +163,10 @@ type Request struct {
 	Secrets SecretReader
 	// Now is the engine's clock.
 	Now time.Time
+	// Override says a person overrode the timing guards for an emergency (rotation.Request.Override):
+	// a provider may then skip the checks that protect the previous version's consumers (PostgreSQL:
+	// open sessions of the login it resets).
+	Override bool
 }
 
 // Credential is a new credential from Create.

@@ -296,7 +296,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	preq := providers.Request{
 		Vault: v.Name(), Secret: req.Secret, Version: cur.Version, Current: cur.Value,
 		CredentialID: curCred, HandWritten: handWritten, Address: pol.Address, Params: providers.Params(cur.Tags),
-		IdempotencyKey: IdempotencyKey(v.Name(), req.Secret, cur.Version), Secrets: boundReader(v, refs), Now: now,
+		IdempotencyKey: IdempotencyKey(v.Name(), req.Secret, cur.Version), Secrets: boundReader(v, refs), Now: now, Override: req.Override,
 	}
 	var cred providers.Credential
 	err = e.retry(ctx, func() error {

@@ -68,7 +68,7 @@ func quote(v string) string {
 // configuration error and the ALTER ROLE statement (which holds the verifier) never fails into the
 // server's error log. When the admin may change logging settings, the statement is kept out of the
 // statement log too.
-func setPassword(ctx context.Context, c config, caFile, adminPassword, target, verifier string) error {
+func setPassword(ctx context.Context, c config, caFile, adminPassword, target, verifier string, override bool) error {
 	// The verifier is base64, digits, '$' and ':' (scramVerifier): nothing that could end the literal.
 	if strings.ContainsAny(verifier, `'\`) || !strings.HasPrefix(verifier, "SCRAM-SHA-256$") {
 		return providers.Permanent(errors.New("postgres create: refusing a malformed SCRAM verifier"))
@@ -85,6 +85,11 @@ func setPassword(ctx context.Context, c config, caFile, adminPassword, target, v
 
 	if err := checkRoles(ctx, conn, c, target); err != nil {
 		return err
+	}
+	if !override {
+		if err := checkSessions(ctx, conn, c, target); err != nil {
+			return err
+		}
 	}
 	quiet, err := canSilenceLog(ctx, conn)
 	if err != nil {
@@ -147,6 +152,25 @@ func checkRoles(ctx context.Context, conn *pgx.Conn, c config, target string) er
 	if !canLogin[target] {
 		return providers.ConfigErrorf(TagUsers, strings.Join(c.users, ","),
 			"role %q cannot log in on %s: ALTER ROLE %s LOGIN", target, c.server(), pgx.Identifier{target}.Sanitize())
+	}
+	return nil
+}
+
+// ErrOpenSessions is wrapped by Create's error when the login it would reset still has open sessions.
+var ErrOpenSessions = errors.New("the login still has open sessions")
+
+// checkSessions refuses to reset a login that still has sessions (pg_stat_activity): the clients that
+// hold them use the previous version's password and would fail on their next connection. The refusal
+// is transient (sessions end); rotation.Request.Override skips the check in an emergency.
+func checkSessions(ctx context.Context, conn *pgx.Conn, c config, target string) error {
+	var n int
+	err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", target).Scan(&n)
+	if err != nil {
+		return classify(stepCreate, c.server(), c.admin, "counting the sessions of "+target, err)
+	}
+	if n > 0 {
+		return fmt.Errorf("postgres create: not resetting the password of %q on %s: %w (%d, e.g. clients still on the previous version); "+
+			"it is tried again later, or override in an emergency", target, c.server(), ErrOpenSessions, n)
 	}
 	return nil
 }

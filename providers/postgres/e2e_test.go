@@ -1,12 +1,14 @@
 package postgres_test
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/kvrotator/kvrotator/internal/providertest"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/postgres"
@@ -92,6 +94,33 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("the server log has no TLS login by kvrotator as %s", user)
 			}
 		}
+	})
+
+	t.Run("a login with open sessions is not reset", func(t *testing.T) {
+		t.Parallel()
+		l := makeLogins(t, srv, "busy")
+		h, v1 := harness(t, l, l.rotatorPassword)
+		// A client still connected as the inactive login (it holds the previous version's password).
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, l.srv.ConnString(l.b, l.passwordB, l.database))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := storedVerifier(t, srv, l.b)
+		o := h.Event(secretName, v1)
+		if o.Kind != rotation.KindFailed || o.Class != rotation.ClassTransient || !strings.Contains(o.Reason, `not resetting the password of "`+l.b+`"`) ||
+			!strings.Contains(o.Reason, "open sessions (1") || !errors.Is(o.Err, postgres.ErrOpenSessions) {
+			t.Fatalf("with a session open: %+v", o)
+		}
+		if storedVerifier(t, srv, l.b) != before || h.Versions(secretName) != 1 {
+			t.Fatal("the login with an open session was reset")
+		}
+		// An override in an emergency resets it anyway.
+		if o := h.ManualOverride(secretName); o.Kind != rotation.KindRotated {
+			t.Fatalf("override: %+v", o)
+		}
+		_ = conn.Close(ctx)
+		latestLogsIn(t, h, l, "after the override")
 	})
 
 	t.Run("a dry run changes nothing", func(t *testing.T) {

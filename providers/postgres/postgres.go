@@ -194,7 +194,7 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 	if err != nil {
 		return providers.Credential{}, fmt.Errorf("postgres create: %w", err)
 	}
-	if err := setPassword(ctx, cfg, p.caFile, adminPassword, target, verifier); err != nil {
+	if err := setPassword(ctx, cfg, p.caFile, adminPassword, target, verifier, req.Override); err != nil {
 		return providers.Credential{}, err
 	}
 	return providers.Credential{Value: providers.NewValue(cfg.value(target, password)), CredentialID: target}, nil
