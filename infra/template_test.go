@@ -30,6 +30,7 @@ var builtInRoles = map[string]struct{ name, id string }{
 	"keyVaultSecretsOfficer":      {"Key Vault Secrets Officer", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"},
 	"eventGridDataSender":         {"EventGrid Data Sender", "d5a91429-5739-47e2-a06b-3470a27159e7"},
 	"monitoringMetricsPublisher":  {"Monitoring Metrics Publisher", "3913510d-42f4-4e42-8a64-420c390055eb"},
+	"logAnalyticsReader":          {"Log Analytics Reader", "73c42c96-874c-492b-b04d-ab87d138a893"},
 }
 
 // Roles the template must not grant: broader than kvrotator needs (see README "Security model").
@@ -230,15 +231,17 @@ var scopeKinds = map[string]string{
 	"[format('Microsoft.KeyVault/vaults/{0}', variables('managedVaults')[copyIndex()])]":                                                                       "vault",
 	"[format('Microsoft.EventGrid/topics/{0}', variables('outcomeTopicName'))]":                                                                                "outcome topic",
 	"[format('Microsoft.Insights/components/{0}', variables('appInsightsName'))]":                                                                              "application insights",
+	"[format('Microsoft.OperationalInsights/workspaces/{0}', variables('workspaceName'))]":                                                                     "log analytics workspace",
 }
 
 // allowedRoles says which role each kind of scope may carry.
 var allowedRoles = map[string][]string{
-	"storage account":       {"storageBlobDataOwner", "storageTableDataContributor"},
-	"dead-letter container": {"storageBlobDataContributor"},
-	"vault":                 {"vault role"},
-	"outcome topic":         {"eventGridDataSender"},
-	"application insights":  {"monitoringMetricsPublisher"},
+	"storage account":         {"storageBlobDataOwner", "storageTableDataContributor"},
+	"dead-letter container":   {"storageBlobDataContributor"},
+	"vault":                   {"vault role"},
+	"outcome topic":           {"eventGridDataSender"},
+	"application insights":    {"monitoringMetricsPublisher"},
+	"log analytics workspace": {"logAnalyticsReader"},
 }
 
 func TestRoleAssignmentsAreScopedToResourcesNeverGroupOrSubscription(t *testing.T) {
@@ -399,8 +402,12 @@ func TestNoSecretInDefaultsSettingsOrOutputs(t *testing.T) {
 	for _, m := range inline {
 		names = append(names, m[1])
 	}
-	if !slices.Equal(names, []string{"APPLICATIONINSIGHTS_CONNECTION_STRING", config.EnvEventTopic}) {
-		t.Errorf("inline app settings = %v, want only APPLICATIONINSIGHTS_CONNECTION_STRING and %s", names, config.EnvEventTopic)
+	if !slices.Equal(names, []string{"APPLICATIONINSIGHTS_CONNECTION_STRING", config.EnvEventTopic, config.EnvLogWorkspace}) {
+		t.Errorf("inline app settings = %v, want only APPLICATIONINSIGHTS_CONNECTION_STRING, %s and %s", names, config.EnvEventTopic, config.EnvLogWorkspace)
+	}
+	// The workspace id is the workspace's customerId (a GUID, not a key), set only with usage-aware revocation.
+	if !strings.Contains(expr, "if(parameters('usageAwareRevocation'), createArray(createObject('name', 'KVROTATOR_LOG_WORKSPACE_ID', 'value', reference(resourceId('Microsoft.OperationalInsights/workspaces', variables('workspaceName')), '2023-09-01').customerId))") {
+		t.Errorf("KVROTATOR_LOG_WORKSPACE_ID must be the template workspace's customerId, under usageAwareRevocation")
 	}
 	if !strings.Contains(expr, "'APPLICATIONINSIGHTS_CONNECTION_STRING', 'value', reference(resourceId('Microsoft.Insights/components', variables('appInsightsName')), '2020-02-02').ConnectionString)") {
 		t.Errorf("APPLICATIONINSIGHTS_CONNECTION_STRING must come from the component's ConnectionString")
@@ -593,7 +600,21 @@ func TestNewVaultIsHardened(t *testing.T) {
 		tp.variables["vnetEnabled"] != "[or(parameters('enableVnetIntegration'), variables('createVault'))]" {
 		t.Errorf("the Function App must be VNet-integrated whenever the template creates a (network-restricted) vault")
 	}
-	diag := tp.one(t, "Microsoft.Insights/diagnosticSettings")
+	diags := tp.byType("Microsoft.Insights/diagnosticSettings")
+	if len(diags) != 2 {
+		t.Fatalf("want two diagnostic settings (the new vault's, the existing vaults'), got %d", len(diags))
+	}
+	diag, existing := diags[0], diags[1]
+	if existing["condition"] != "[parameters('usageAwareRevocation')]" || existing["scope"] != "[format('Microsoft.KeyVault/vaults/{0}', parameters('vaultNames')[copyIndex()])]" ||
+		get(existing, "copy.count") != "[length(parameters('vaultNames'))]" || get(existing, "properties.workspaceId") != get(diag, "properties.workspaceId") {
+		t.Errorf("existing vaults' audit logs: %v", existing)
+	}
+	if l := asArray(t, get(existing, "properties.logs"), "logs"); get(l[0], "category") != "AuditEvent" || get(l[0], "enabled") != true {
+		t.Errorf("existing vaults' audit logs = %v, want AuditEvent", l)
+	}
+	if get(tp.params["usageAwareRevocation"], "defaultValue") != true {
+		t.Error("usageAwareRevocation should be on by default")
+	}
 	if diag["scope"] != "[format('Microsoft.KeyVault/vaults/{0}', variables('newVaultResourceName'))]" || get(diag, "properties.workspaceId") == nil {
 		t.Errorf("vault diagnostics: scope %v, workspace %v", diag["scope"], get(diag, "properties.workspaceId"))
 	}
