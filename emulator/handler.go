@@ -121,7 +121,8 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 			return
 		}
 	}
-	if rule, ok := s.script.Match(v.name, c.op, c.name); ok {
+	rule, faulted := s.script.Match(v.name, c.op, c.name)
+	if faulted && !rule.DropAfter {
 		if rule.Delay > 0 {
 			select {
 			case <-time.After(rule.Delay):
@@ -147,6 +148,13 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 	}
 
 	res, kerr := s.dispatch(c)
+	if faulted && rule.DropAfter {
+		// Applied (or refused) as usual; the answer is lost: timeout after commit.
+		if kerr == nil {
+			s.publish(res.events)
+		}
+		dropAfter(r, rec, rule.Delay)
+	}
 	if kerr != nil {
 		writeError(w, kerr)
 		return
@@ -157,6 +165,19 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 		return
 	}
 	writeJSON(w, res.status, res.body)
+}
+
+// dropAfter waits delay (unless the client goes away) and aborts the response without an answer:
+// HTTP/1 closes the connection, HTTP/2 resets the stream.
+func dropAfter(r *http.Request, rec *statusRecorder, delay time.Duration) {
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+		}
+	}
+	rec.status = 0
+	panic(http.ErrAbortHandler)
 }
 
 func (s *Server) dispatch(c *call) (*result, *kvError) {

@@ -76,7 +76,7 @@ func (f *emulatorFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.window, "limit-window", 10*time.Second, "rate-limit window")
 	fs.BoolVar(&f.noLimits, "no-limits", false, "turn rate limits off")
 	fs.DurationVar(&f.latency, "latency", 0, "delay added to every vault request")
-	fs.Var(&f.faultSpecs, "fault", "script a failure: `op=SetSecret,status=503,count=2[,vault=V][,secret=S][,retry-after=1s][,drop=true][,delay=100ms][,code=C]` (repeatable)")
+	fs.Var(&f.faultSpecs, "fault", "script a failure: `op=SetSecret,status=503,count=2[,vault=V][,secret=S][,retry-after=1s][,drop=true|after][,delay=100ms][,code=C]` (repeatable; drop=true closes the connection before the call is applied, drop=after applies it and then closes the connection)")
 	fs.IntVar(&f.recoverableDays, "recoverable-days", 90, "soft-delete retention in days (7-90)")
 	fs.BoolVar(&f.purgeProtection, "purge-protection", false, "forbid purging deleted secrets")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
