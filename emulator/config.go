@@ -45,7 +45,8 @@ type Config struct {
 	IdentityHeader string
 	// TokenLifetime of issued access tokens (default 1h).
 	TokenLifetime time.Duration
-	// ExtraHosts are added to the TLS certificate's names (127.0.0.1, ::1, localhost and *.localhost always are).
+	// ExtraHosts are added to the TLS certificate's names (127.0.0.1, ::1, localhost, *.localhost and
+	// NAME.localhost for every vault served always are).
 	ExtraHosts []string
 
 	// DataDir keeps vaults, the CA and the signing keys across restarts. Empty: memory only.

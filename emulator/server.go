@@ -213,6 +213,12 @@ func (s *Server) Start() error {
 		s.vaultURLs[strings.ToLower(v.name)] = s.scheme() + "://" + hostForURL(vl.Addr())
 		handlers = append(handlers, s.handler(v))
 	}
+	// Every vault by name, besides *.localhost: some clients (Node.js) refuse a wildcard directly
+	// under "localhost".
+	certHosts := slices.Clone(s.cfg.ExtraHosts)
+	for _, v := range s.vaultList() {
+		certHosts = append(certHosts, strings.ToLower(v.name)+".localhost")
+	}
 	var tlsConfigErr error
 	for i := range listeners {
 		srv := &http.Server{
@@ -223,7 +229,7 @@ func (s *Server) Start() error {
 			ErrorLog: log.New(io.Discard, "", 0),
 		}
 		if s.ca != nil && !plain[i] {
-			tc, err := s.ca.ServerTLSConfig(s.cfg.ExtraHosts...)
+			tc, err := s.ca.ServerTLSConfig(certHosts...)
 			if err != nil {
 				tlsConfigErr = err
 				break
