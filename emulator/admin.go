@@ -10,8 +10,10 @@ import (
 )
 
 // The admin API (/_emulator/...) lets tests and tools in any language drive the emulator: read and
-// advance the vault clock, script faults, wait for event delivery. It needs no token: the emulator is a
-// development tool and listens on loopback unless told otherwise.
+// advance the vault clock, script faults, wait for event delivery, read the audit log. It needs no
+// token: the emulator is a development tool. It answers only requests addressed to loopback,
+// localhost or *.localhost (or Config.TrustedHosts) from loopback callers (or Config.TrustedClients);
+// others get 403 (guard.go).
 //
 //	GET    /_emulator/health          {"status":"ok","vaults":[{"name","url","secrets","deleted"}]}
 //	GET    /_emulator/clock           {"now":<unix>,"offsetSeconds":<n>}

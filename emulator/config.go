@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"crypto/rand"
 	"crypto/x509"
 	"fmt"
 	"github.com/kvrotator/kvrotator/internal/kvnames"
@@ -41,8 +42,17 @@ type Config struct {
 	// (http://127.0.0.1:PORT/msi/token), so credentials need no CA to fetch tokens. Default "127.0.0.1:0".
 	IdentityAddr string
 	// IdentityHeader is the secret the managed-identity endpoint expects in X-IDENTITY-HEADER
-	// (what App Service puts in IDENTITY_HEADER). Default "kvrotator-emulator".
+	// (what App Service puts in IDENTITY_HEADER). Default: a random value made for each run
+	// (crypto/rand); Server.IdentityHeader returns it.
 	IdentityHeader string
+	// TrustedHosts are Host header values the development endpoints (the admin API /_emulator/... and
+	// the managed-identity endpoint) accept besides loopback addresses, "localhost" and "*.localhost":
+	// host names or IP addresses, "*.example.com" wildcards, ports ignored. Requests naming another
+	// host, as a web page using DNS rebinding does, get 403.
+	TrustedHosts []string
+	// TrustedClients are caller addresses the development endpoints accept besides loopback: IP
+	// addresses or CIDR prefixes ("10.0.0.0/8"); "*" accepts any caller. Others get 403.
+	TrustedClients []string
 	// TokenLifetime of issued access tokens (default 1h).
 	TokenLifetime time.Duration
 	// ExtraHosts are added to the TLS certificate's names (127.0.0.1, ::1, localhost, *.localhost and
@@ -157,7 +167,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.IdentityAddr = "127.0.0.1:0"
 	}
 	if c.IdentityHeader == "" {
-		c.IdentityHeader = "kvrotator-emulator"
+		c.IdentityHeader = rand.Text() // 26 base32 characters, 128 bits
 	}
 	if c.TokenLifetime <= 0 {
 		c.TokenLifetime = time.Hour

@@ -36,10 +36,15 @@ func (s *Server) handler(fixed *vault) http.Handler {
 		case path == "/secrets" || strings.HasPrefix(path, "/secrets/") || path == "/deletedsecrets" || strings.HasPrefix(path, "/deletedsecrets/"):
 			s.serveVault(w, r, fixed)
 		case strings.HasPrefix(path, "/_emulator/"):
-			s.serveAdmin(w, r)
+			if s.allowDev(w, r) {
+				s.serveAdmin(w, r)
+			}
 		case strings.HasPrefix(path, "/topics/") && fixed == nil:
 			s.serveTopic(w, r)
 		case s.idHandler != nil && fixed == nil:
+			if (path == "/msi" || strings.HasPrefix(path, "/msi/")) && !s.allowDev(w, r) {
+				return
+			}
 			s.idHandler.ServeHTTP(w, r)
 		default:
 			writeError(w, &kvError{Status: http.StatusNotFound, Code: "NotFound", Message: "The requested resource does not exist."})

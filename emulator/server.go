@@ -61,6 +61,7 @@ type Server struct {
 	idHandler  http.Handler
 	backupKey  []byte
 
+	guard      *devGuard
 	dispatcher *delivery.Dispatcher
 	script     faults.Script
 	limiters   map[string]*faults.Limiter
@@ -91,6 +92,9 @@ func New(cfg Config) (*Server, error) {
 		identities: map[string]*IdentityConfig{},
 		limiters:   map[string]*faults.Limiter{},
 		vaultURLs:  map[string]string{},
+	}
+	if s.guard, err = newDevGuard(cfg.TrustedHosts, cfg.TrustedClients); err != nil {
+		return nil, err
 	}
 	if err := s.loadData(); err != nil {
 		return nil, err
@@ -198,7 +202,7 @@ func (s *Server) Start() error {
 		plain[len(listeners)] = true
 		listeners = append(listeners, il)
 		s.identityURL = "http://" + hostForURL(il.Addr()) + "/msi/token"
-		handlers = append(handlers, s.idHandler)
+		handlers = append(handlers, s.guarded(s.idHandler))
 	}
 	for _, v := range s.vaultList() {
 		if v.cfg.Addr == "" {

@@ -50,6 +50,7 @@ type emulatorFlags struct {
 	tokenLifetime, nearExpiry, scanInterval, latency, window                  time.Duration
 	writeLimit, otherLimit, recoverableDays                                   int
 	vaults, identities, hosts, subscribers, faultSpecs, topics                multiFlag
+	trustedHosts, trustedClients                                              multiFlag
 }
 
 func (f *emulatorFlags) register(fs *flag.FlagSet) {
@@ -63,7 +64,9 @@ func (f *emulatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.authority, "authority", "https://login.microsoftonline.com", "authority `URL` named in the challenge")
 	fs.StringVar(&f.resource, "resource", "auto", "challenge resource: auto (https:// + host minus first label), azure (https://vault.azure.net) or a `URL`")
 	fs.StringVar(&f.idAddr, "identity-addr", "127.0.0.1:8081", "plain-HTTP `address` of the managed-identity endpoint (IDENTITY_ENDPOINT), as App Service serves it")
-	fs.StringVar(&f.idHeader, "identity-header", "kvrotator-emulator", "`SECRET` the managed-identity endpoint expects (clients set IDENTITY_HEADER to it)")
+	fs.StringVar(&f.idHeader, "identity-header", "", "`SECRET` the managed-identity endpoint expects (clients set IDENTITY_HEADER to it; default: a random value for each run, printed in the banner)")
+	fs.Var(&f.trustedHosts, "trusted-host", "accept `HOST` (a name, an IP address or *.example.com) in the Host header of the admin API and the managed-identity endpoint, besides loopback addresses, localhost and *.localhost (repeatable)")
+	fs.Var(&f.trustedClients, "trusted-client", "let callers from `ADDR` (an IP address, a CIDR prefix, or * for any) use the admin API and the managed-identity endpoint, besides loopback (repeatable)")
 	fs.Var(&f.identities, "identity", "an identity: `name=N,client-id=ID,object-id=ID,(system|managed|cert=FILE.pem),role=ROLE@VAULT,...` (repeatable; ROLE is reader, secrets-user, secrets-officer or administrator; VAULT may be *). Default: a system-assigned managed identity, secrets-officer on every vault")
 	fs.DurationVar(&f.tokenLifetime, "token-lifetime", time.Hour, "lifetime of issued access tokens")
 	fs.Var(&f.hosts, "host", "extra `NAME` for the TLS certificate (repeatable; 127.0.0.1, localhost and *.localhost are always included)")
@@ -156,7 +159,7 @@ func (f *emulatorFlags) config(stderr io.Writer) (emulator.Config, error) {
 	cfg := emulator.Config{
 		Addr: f.addr, DataDir: f.data, KeyDir: f.keyDir, CACertFile: f.caCert, NoAuth: f.noAuth, TenantID: f.tenant,
 		Authority: f.authority, Resource: f.resource, IdentityAddr: f.idAddr, IdentityHeader: f.idHeader, TokenLifetime: f.tokenLifetime,
-		ExtraHosts: f.hosts, NearExpiryLead: f.nearExpiry, ScanInterval: f.scanInterval, Latency: f.latency,
+		ExtraHosts: f.hosts, TrustedHosts: f.trustedHosts, TrustedClients: f.trustedClients, NearExpiryLead: f.nearExpiry, ScanInterval: f.scanInterval, Latency: f.latency,
 		DisableLimits: f.noLimits, Logger: slog.New(h),
 		Limits: emulator.Limits{Writes: f.writeLimit, Others: f.otherLimit, Window: f.window},
 	}

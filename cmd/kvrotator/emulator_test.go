@@ -66,6 +66,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"emulator", "--subscriber", "ftp://x"}, 2, "http:// or https://"},
 		{[]string{"emulator", "--subscriber", "http://x,schema=xml"}, 2, "schema must be"},
 		{[]string{"emulator", "--log-format", "yaml"}, 2, "--log-format"},
+		{[]string{"emulator", "--trusted-client", "somewhere"}, 1, `trusted client "somewhere"`},
 		{[]string{"emulator", "--addr", "127.0.0.1:0", "--identity-addr", "127.0.0.1:0", "--fault", "op=Nope"}, 2, "--fault"},
 	}
 	for _, tc := range cases {
@@ -177,8 +178,14 @@ func TestEmulatorCommandServesTheSDK(t *testing.T) {
 	}
 	stop()
 
-	stop, _ = startEmu()
+	stop, banner = startEmu()
 	defer stop()
+	// IDENTITY_HEADER is random per run: the banner tells the new one.
+	m2 := regexp.MustCompile(`IDENTITY_ENDPOINT=(\S+) IDENTITY_HEADER=(\S+)`).FindStringSubmatch(banner)
+	if m2 == nil || m2[2] == m[2] || m2[2] == "kvrotator-emulator" || len(m2[2]) < 20 {
+		t.Fatalf("identity header after restart %q (before %q): want a fresh random value", m2, m[2])
+	}
+	t.Setenv("IDENTITY_HEADER", m2[2])
 	got, err := client().GetSecret(ctx, "from-cli", "", nil)
 	if err != nil || *got.Value != "v" {
 		t.Fatalf("after restart with --data: %v", err)
@@ -221,7 +228,7 @@ func TestEmulatorSurvivesKill9(t *testing.T) {
 	port, idPort := freePort(t), freePort(t)
 	launch := func() *exec.Cmd {
 		cmd := exec.Command(bin, "emulator", "--addr", "127.0.0.1:"+port, "--identity-addr", "127.0.0.1:"+idPort,
-			"--vault", "kill-vault", "--data", dir, "--no-limits")
+			"--vault", "kill-vault", "--data", dir, "--no-limits", "--identity-header", "kill9-identity-header")
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -231,7 +238,7 @@ func TestEmulatorSurvivesKill9(t *testing.T) {
 	}
 	cmd := launch()
 	t.Setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:"+idPort+"/msi/token")
-	t.Setenv("IDENTITY_HEADER", "kvrotator-emulator")
+	t.Setenv("IDENTITY_HEADER", "kill9-identity-header") // the default is random per run: give one that survives the restart
 	newClient := func() *azsecrets.Client {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
