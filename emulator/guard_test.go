@@ -59,8 +59,10 @@ func TestEmulatorDevEndpointsCheckHost(t *testing.T) {
 	}
 	for _, host := range []string{"evil.example", "evil.example:" + port, "127.0.0.1.evil.example", "localhost.evil.example", "corp.example", "10.0.0.1", "emu.example.evil"} {
 		for name, try := range map[string]func() (int, string){
-			"admin":              func() (int, string) { return devGet(t, hc, srv.URL()+"/_emulator/clock", host, nil) },
-			"admin, own port":    func() (int, string) { return devGet(t, hc, srv.VaultAddrURL("port-vault")+"/_emulator/health", host, nil) },
+			"admin": func() (int, string) { return devGet(t, hc, srv.URL()+"/_emulator/clock", host, nil) },
+			"admin, own port": func() (int, string) {
+				return devGet(t, hc, srv.VaultAddrURL("port-vault")+"/_emulator/health", host, nil)
+			},
 			"managed identity":   func() (int, string) { return devGet(t, plain, msi, host, msiHeader) },
 			"identity via HTTPS": func() (int, string) { return devGet(t, hc, httpsMSI, host, msiHeader) },
 		} {
