@@ -22,6 +22,7 @@ import (
 //	POST   /_emulator/faults          {"spec":"op=SetSecret,status=503,count=2"}
 //	DELETE /_emulator/faults          remove all
 //	POST   /_emulator/events/flush    waits (up to 30 s) until raised events are delivered; returns stats
+//	GET    /_emulator/audit           the audit log (Server.AuditLog): a JSON array of AZKVAuditLogs records
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	bad := func(msg string) { writeError(w, badParameter("%s", msg)) }
 	switch strings.TrimSuffix(r.URL.Path, "/") {
@@ -90,6 +91,16 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.script.Rules())
+	case "/_emulator/audit":
+		if r.Method != http.MethodGet {
+			bad("use GET")
+			return
+		}
+		recs := s.AuditLog()
+		if recs == nil {
+			recs = []AuditRecord{}
+		}
+		writeJSON(w, http.StatusOK, recs)
 	case "/_emulator/events/flush":
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()

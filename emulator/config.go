@@ -87,6 +87,11 @@ type Config struct {
 	// Latency is added to every vault request (per-vault Latency adds to it).
 	Latency time.Duration
 
+	// AuditLogSize is how many audit records (Server.AuditLog, the AZKVAuditLogs table of the query
+	// endpoint) are kept, the oldest dropped first: 0 means DefaultAuditLogSize (100,000), negative
+	// turns the audit log off. With DataDir they are kept in DataDir/audit.jsonl across restarts.
+	AuditLogSize int
+
 	// Logger receives one line per request (never a value or token). Nil: discard.
 	Logger *slog.Logger
 }
@@ -168,6 +173,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.IdentityHeader == "" {
 		c.IdentityHeader = rand.Text() // 26 base32 characters, 128 bits
+	}
+	if c.AuditLogSize == 0 {
+		c.AuditLogSize = DefaultAuditLogSize
 	}
 	if c.TokenLifetime <= 0 {
 		c.TokenLifetime = time.Hour

@@ -21,12 +21,21 @@ var apiVersionRE = sync.OnceValue(func() *regexp.Regexp {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	wrote  bool // an answer was started
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
+	r.wrote = true
 	r.ResponseWriter.WriteHeader(code)
 }
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // handler serves one listener; fixed is the vault of a dedicated listener, nil on the shared one.
 func (s *Server) handler(fixed *vault) http.Handler {
@@ -56,7 +65,8 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	w = rec
-	w.Header().Set("x-ms-request-id", uuid.NewString())
+	audit := &auditEntry{arrived: s.clock.Now(), started: start, requestID: uuid.NewString()}
+	w.Header().Set("x-ms-request-id", audit.requestID)
 	w.Header().Set("x-ms-keyvault-region", "local")
 	w.Header().Set("x-ms-keyvault-service-version", "1.9.0.0-kvrotator-emulator")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -69,6 +79,13 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 		}
 		s.log.Info("keyvault request", "method", r.Method, "path", r.URL.Path, "vault", vaultName,
 			"operation", c.op, "identity", caller, "status", rec.status, "ms", time.Since(start).Milliseconds())
+		switch {
+		case c.v == nil: // no vault to attribute the request to
+		case audit.status != 0: // applied, answer dropped
+			s.recordAudit(c, audit, audit.status)
+		case rec.wrote:
+			s.recordAudit(c, audit, rec.status)
+		}
 	}()
 
 	v, kerr := s.resolveVault(r.Host, fixed)
@@ -94,6 +111,7 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 			return
 		}
 		caller = id.Name
+		audit.identity = id
 	}
 
 	c.apiVersion = r.URL.Query().Get("api-version")
@@ -153,10 +171,16 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 	}
 
 	res, kerr := s.dispatch(c)
+	if kerr == nil {
+		audit.served = servedID(c, res)
+	}
 	if faulted && rule.DropAfter {
 		// Applied (or refused) as usual; the answer is lost: timeout after commit.
 		if kerr == nil {
 			s.publish(res.events)
+			audit.status = res.status
+		} else {
+			audit.status = kerr.Status
 		}
 		dropAfter(r, rec, rule.Delay)
 	}

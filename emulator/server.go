@@ -62,6 +62,7 @@ type Server struct {
 	backupKey  []byte
 
 	guard      *devGuard
+	audit      *auditLog
 	dispatcher *delivery.Dispatcher
 	script     faults.Script
 	limiters   map[string]*faults.Limiter
@@ -98,6 +99,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if err := s.loadData(); err != nil {
 		return nil, err
+	}
+	if s.audit, err = newAuditLog(cfg.AuditLogSize, cfg.DataDir, s.log.Error); err != nil {
+		return nil, fmt.Errorf("data directory: %s: %w", auditFile, err)
 	}
 	for _, vc := range cfg.Vaults {
 		s.addVault(vc, nil)
@@ -297,6 +301,7 @@ func (s *Server) Close() error {
 	if s.dispatcher != nil {
 		s.dispatcher.Close()
 	}
+	s.audit.close()
 	s.started = false
 	return errors.Join(errs...)
 }
