@@ -92,6 +92,13 @@ type Config struct {
 	// turns the audit log off. With DataDir they are kept in DataDir/audit.jsonl across restarts.
 	AuditLogSize int
 
+	// Workspaces are the Log Analytics workspace ids (GUIDs) the query endpoint (Server.LogsEndpoint)
+	// serves; each holds the audit records of every vault. Default: DefaultWorkspaceID.
+	Workspaces []string
+	// LogReaders are the client ids or object ids of the identities allowed to query the logs; others
+	// get 403 InsufficientAccessError. Empty: every identity with a token from this emulator.
+	LogReaders []string
+
 	// Logger receives one line per request (never a value or token). Nil: discard.
 	Logger *slog.Logger
 }
@@ -174,6 +181,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.IdentityHeader == "" {
 		c.IdentityHeader = rand.Text() // 26 base32 characters, 128 bits
 	}
+	ws, err := workspaceIDs(c.Workspaces)
+	if err != nil {
+		return c, err
+	}
+	c.Workspaces = ws
 	if c.AuditLogSize == 0 {
 		c.AuditLogSize = DefaultAuditLogSize
 	}

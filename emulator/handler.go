@@ -48,6 +48,8 @@ func (s *Server) handler(fixed *vault) http.Handler {
 			if s.allowDev(w, r) {
 				s.serveAdmin(w, r)
 			}
+		case strings.HasPrefix(path, "/v1/") && fixed == nil:
+			s.serveLogs(w, r)
 		case strings.HasPrefix(path, "/topics/") && fixed == nil:
 			s.serveTopic(w, r)
 		case s.idHandler != nil && fixed == nil:
