@@ -29,7 +29,8 @@ type (
 	Subscription = delivery.Subscription
 	// Limits are per-vault rate limits.
 	Limits = faults.Limits
-	// FaultRule scripts failures: the next Count matching calls fail with Status or a dropped connection.
+	// FaultRule scripts failures: the next Count matching calls fail with Status, a connection dropped
+	// before the call is applied (Drop), or the call applied and its answer dropped (DropAfter).
 	FaultRule = faults.Rule
 	// FaultState is a scripted fault with its remaining count.
 	FaultState = faults.RuleState
@@ -43,7 +44,8 @@ const (
 	CloudEventsSchema = delivery.CloudEventsSchema
 )
 
-// ParseFaultRule parses the CLI form of a fault rule, e.g. "op=SetSecret,status=503,count=2".
+// ParseFaultRule parses the CLI form of a fault rule, e.g. "op=SetSecret,status=503,count=2",
+// "op=GetSecret,drop=true" (no answer, nothing applied) or "op=SetSecret,drop=after" (applied, no answer).
 func ParseFaultRule(spec string) (FaultRule, error) { return faults.ParseRule(spec) }
 
 // Server is a running (or ready to run) Key Vault emulator.
