@@ -428,7 +428,7 @@ func TestWriteThrottled(t *testing.T) {
 	}
 }
 
-func TestDropAfterRule(t *testing.T) {
+func TestEmulatorFaultDropAfterRule(t *testing.T) {
 	var s Script
 	if _, err := s.Add(Rule{Drop: true, DropAfter: true}); err == nil || !strings.Contains(err.Error(), "exclusive") {
 		t.Fatalf("Drop and DropAfter together: %v", err)

@@ -90,7 +90,7 @@ const kvrotatorOneSecret = `AZKVAuditLogs
 | extend ObjectId = tostring(coalesce(Identity.claim.oid, Identity.claim["http://schemas.microsoft.com/identity/claims/objectidentifier"])), AppId = tostring(Identity.claim.appid)
 | summarize LastRead = max(TimeGenerated), Reads = count() by ObjectId, AppId, CallerIpAddress, Id`
 
-func TestKvrotatorQueryOneSecret(t *testing.T) {
+func TestEmulatorKQLKvrotatorQueryOneSecret(t *testing.T) {
 	out := run(t, kvrotatorOneSecret)
 	wantCols := []Column{{"ObjectId", String}, {"AppId", String}, {"CallerIpAddress", String}, {"Id", String}, {"LastRead", Datetime}, {"Reads", Long}}
 	if !reflect.DeepEqual(out.Columns, wantCols) {
@@ -108,7 +108,7 @@ func TestKvrotatorQueryOneSecret(t *testing.T) {
 	}
 }
 
-func TestKvrotatorQueryWholeVault(t *testing.T) {
+func TestEmulatorKQLKvrotatorQueryWholeVault(t *testing.T) {
 	q := strings.Replace(kvrotatorOneSecret, "| where Id contains \"/secrets/db-password/\" or Id endswith \"/secrets/db-password\"\n", "", 1)
 	out := run(t, q+"\n| order by LastRead asc")
 	ids := column(t, out, "Id")
@@ -117,7 +117,7 @@ func TestKvrotatorQueryWholeVault(t *testing.T) {
 	}
 }
 
-func TestWhereComparisons(t *testing.T) {
+func TestEmulatorKQLWhereComparisons(t *testing.T) {
 	count := func(pred string) int64 {
 		t.Helper()
 		out := run(t, "AZKVAuditLogs | where "+pred+" | summarize n = count()")
@@ -180,7 +180,7 @@ func TestWhereComparisons(t *testing.T) {
 	}
 }
 
-func TestOperators(t *testing.T) {
+func TestEmulatorKQLOperators(t *testing.T) {
 	// Comments, blank lines, project, order, take.
 	out := run(t, `
 // who read what
@@ -242,7 +242,7 @@ AZKVAuditLogs   // the table
 	}
 }
 
-func TestErrors(t *testing.T) {
+func TestEmulatorKQLErrors(t *testing.T) {
 	for query, want := range map[string]struct{ kind, part string }{
 		`AZKVAuditLogs | join (Other) on Id`:                          {"SyntaxError", "'join'"},
 		`AZKVAuditLogs | distinct Id`:                                 {"SyntaxError", "'distinct'"},
@@ -295,7 +295,7 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-func TestLiterals(t *testing.T) {
+func TestEmulatorKQLLiterals(t *testing.T) {
 	toks, err := lex(`1d 1.5h 30m 10s 100ms 10microsecond 5tick 42 2.5 1e3 'it\'s' "a\"b" @"C:\dir" datetime(2026-01-02) datetime(null) a..b`)
 	if err != nil {
 		t.Fatal(err)
@@ -320,7 +320,7 @@ func TestLiterals(t *testing.T) {
 	}
 }
 
-func TestFormatValue(t *testing.T) {
+func TestEmulatorKQLFormatValue(t *testing.T) {
 	for _, tc := range []struct {
 		v    any
 		t    Type
