@@ -408,3 +408,30 @@ func TestEmulatorLogsQueryResource(t *testing.T) {
 		t.Fatalf("workspace: %v %v", err, resp2.Tables)
 	}
 }
+
+// TestEmulatorLogsQueryNoAuth: in no-auth mode the audit log records requests without identity and
+// the query endpoint needs no token (plain HTTP, so raw requests rather than azlogs, which insists on TLS).
+func TestEmulatorLogsQueryNoAuth(t *testing.T) {
+	srv := start(t, func(c *emulator.Config) { c.NoAuth = true })
+	c, _ := azsecrets.NewClient(srv.VaultURL("myvault"), nil, clientOptions(srv))
+	if _, err := c.SetSecret(ctx(t), "s", azsecrets.SetSecretParameters{Value: to("x")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(srv.LogsEndpoint()+"/workspaces/"+srv.WorkspaceID()+"/query", "application/json",
+		strings.NewReader(`{"query":"AZKVAuditLogs | project OperationName, HttpStatusCode, Identity"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Tables []struct {
+			Rows [][]any `json:"rows"`
+		} `json:"tables"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	if rows := out.Tables[0].Rows; len(rows) != 1 || rows[0][0] != "SecretSet" || rows[0][1] != float64(200) || rows[0][2] != "{}" {
+		t.Fatalf("rows %v", rows)
+	}
+}
