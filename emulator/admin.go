@@ -10,8 +10,10 @@ import (
 )
 
 // The admin API (/_emulator/...) lets tests and tools in any language drive the emulator: read and
-// advance the vault clock, script faults, wait for event delivery. It needs no token: the emulator is a
-// development tool and listens on loopback unless told otherwise.
+// advance the vault clock, script faults, wait for event delivery, read the audit log. It needs no
+// token: the emulator is a development tool. It answers only requests addressed to loopback,
+// localhost or *.localhost (or Config.TrustedHosts) from loopback callers (or Config.TrustedClients);
+// others get 403 (guard.go).
 //
 //	GET    /_emulator/health          {"status":"ok","vaults":[{"name","url","secrets","deleted"}]}
 //	GET    /_emulator/clock           {"now":<unix>,"offsetSeconds":<n>}
@@ -20,6 +22,7 @@ import (
 //	POST   /_emulator/faults          {"spec":"op=SetSecret,status=503,count=2"}
 //	DELETE /_emulator/faults          remove all
 //	POST   /_emulator/events/flush    waits (up to 30 s) until raised events are delivered; returns stats
+//	GET    /_emulator/audit           the audit log (Server.AuditLog): a JSON array of AZKVAuditLogs records
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	bad := func(msg string) { writeError(w, badParameter("%s", msg)) }
 	switch strings.TrimSuffix(r.URL.Path, "/") {
@@ -88,6 +91,16 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.script.Rules())
+	case "/_emulator/audit":
+		if r.Method != http.MethodGet {
+			bad("use GET")
+			return
+		}
+		recs := s.AuditLog()
+		if recs == nil {
+			recs = []AuditRecord{}
+		}
+		writeJSON(w, http.StatusOK, recs)
 	case "/_emulator/events/flush":
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"crypto/rand"
 	"crypto/x509"
 	"fmt"
 	"github.com/kvrotator/kvrotator/internal/kvnames"
@@ -41,11 +42,21 @@ type Config struct {
 	// (http://127.0.0.1:PORT/msi/token), so credentials need no CA to fetch tokens. Default "127.0.0.1:0".
 	IdentityAddr string
 	// IdentityHeader is the secret the managed-identity endpoint expects in X-IDENTITY-HEADER
-	// (what App Service puts in IDENTITY_HEADER). Default "kvrotator-emulator".
+	// (what App Service puts in IDENTITY_HEADER). Default: a random value made for each run
+	// (crypto/rand); Server.IdentityHeader returns it.
 	IdentityHeader string
+	// TrustedHosts are Host header values the development endpoints (the admin API /_emulator/... and
+	// the managed-identity endpoint) accept besides loopback addresses, "localhost" and "*.localhost":
+	// host names or IP addresses, "*.example.com" wildcards, ports ignored. Requests naming another
+	// host, as a web page using DNS rebinding does, get 403.
+	TrustedHosts []string
+	// TrustedClients are caller addresses the development endpoints accept besides loopback: IP
+	// addresses or CIDR prefixes ("10.0.0.0/8"); "*" accepts any caller. Others get 403.
+	TrustedClients []string
 	// TokenLifetime of issued access tokens (default 1h).
 	TokenLifetime time.Duration
-	// ExtraHosts are added to the TLS certificate's names (127.0.0.1, ::1, localhost and *.localhost always are).
+	// ExtraHosts are added to the TLS certificate's names (127.0.0.1, ::1, localhost, *.localhost and
+	// NAME.localhost for every vault served always are).
 	ExtraHosts []string
 
 	// DataDir keeps vaults, the CA and the signing keys across restarts. Empty: memory only.
@@ -75,6 +86,18 @@ type Config struct {
 	DisableLimits bool
 	// Latency is added to every vault request (per-vault Latency adds to it).
 	Latency time.Duration
+
+	// AuditLogSize is how many audit records (Server.AuditLog, the AZKVAuditLogs table of the query
+	// endpoint) are kept, the oldest dropped first: 0 means DefaultAuditLogSize (100,000), negative
+	// turns the audit log off. With DataDir they are kept in DataDir/audit.jsonl across restarts.
+	AuditLogSize int
+
+	// Workspaces are the Log Analytics workspace ids (GUIDs) the query endpoint (Server.LogsEndpoint)
+	// serves; each holds the audit records of every vault. Default: DefaultWorkspaceID.
+	Workspaces []string
+	// LogReaders are the client ids or object ids of the identities allowed to query the logs; others
+	// get 403 InsufficientAccessError. Empty: every identity with a token from this emulator.
+	LogReaders []string
 
 	// Logger receives one line per request (never a value or token). Nil: discard.
 	Logger *slog.Logger
@@ -156,7 +179,15 @@ func (c Config) withDefaults() (Config, error) {
 		c.IdentityAddr = "127.0.0.1:0"
 	}
 	if c.IdentityHeader == "" {
-		c.IdentityHeader = "kvrotator-emulator"
+		c.IdentityHeader = rand.Text() // 26 base32 characters, 128 bits
+	}
+	ws, err := workspaceIDs(c.Workspaces)
+	if err != nil {
+		return c, err
+	}
+	c.Workspaces = ws
+	if c.AuditLogSize == 0 {
+		c.AuditLogSize = DefaultAuditLogSize
 	}
 	if c.TokenLifetime <= 0 {
 		c.TokenLifetime = time.Hour

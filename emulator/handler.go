@@ -21,12 +21,21 @@ var apiVersionRE = sync.OnceValue(func() *regexp.Regexp {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	wrote  bool // an answer was started
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
+	r.wrote = true
 	r.ResponseWriter.WriteHeader(code)
 }
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // handler serves one listener; fixed is the vault of a dedicated listener, nil on the shared one.
 func (s *Server) handler(fixed *vault) http.Handler {
@@ -36,10 +45,17 @@ func (s *Server) handler(fixed *vault) http.Handler {
 		case path == "/secrets" || strings.HasPrefix(path, "/secrets/") || path == "/deletedsecrets" || strings.HasPrefix(path, "/deletedsecrets/"):
 			s.serveVault(w, r, fixed)
 		case strings.HasPrefix(path, "/_emulator/"):
-			s.serveAdmin(w, r)
+			if s.allowDev(w, r) {
+				s.serveAdmin(w, r)
+			}
+		case strings.HasPrefix(path, "/v1/") && fixed == nil:
+			s.serveLogs(w, r)
 		case strings.HasPrefix(path, "/topics/") && fixed == nil:
 			s.serveTopic(w, r)
 		case s.idHandler != nil && fixed == nil:
+			if (path == "/msi" || strings.HasPrefix(path, "/msi/")) && !s.allowDev(w, r) {
+				return
+			}
 			s.idHandler.ServeHTTP(w, r)
 		default:
 			writeError(w, &kvError{Status: http.StatusNotFound, Code: "NotFound", Message: "The requested resource does not exist."})
@@ -51,7 +67,8 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	w = rec
-	w.Header().Set("x-ms-request-id", uuid.NewString())
+	audit := &auditEntry{arrived: s.clock.Now(), started: start, requestID: uuid.NewString()}
+	w.Header().Set("x-ms-request-id", audit.requestID)
 	w.Header().Set("x-ms-keyvault-region", "local")
 	w.Header().Set("x-ms-keyvault-service-version", "1.9.0.0-kvrotator-emulator")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -64,6 +81,13 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 		}
 		s.log.Info("keyvault request", "method", r.Method, "path", r.URL.Path, "vault", vaultName,
 			"operation", c.op, "identity", caller, "status", rec.status, "ms", time.Since(start).Milliseconds())
+		switch {
+		case c.v == nil: // no vault to attribute the request to
+		case audit.status != 0: // applied, answer dropped
+			s.recordAudit(c, audit, audit.status)
+		case rec.wrote:
+			s.recordAudit(c, audit, rec.status)
+		}
 	}()
 
 	v, kerr := s.resolveVault(r.Host, fixed)
@@ -89,6 +113,7 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 			return
 		}
 		caller = id.Name
+		audit.identity = id
 	}
 
 	c.apiVersion = r.URL.Query().Get("api-version")
@@ -121,7 +146,8 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 			return
 		}
 	}
-	if rule, ok := s.script.Match(v.name, c.op, c.name); ok {
+	rule, faulted := s.script.Match(v.name, c.op, c.name)
+	if faulted && !rule.DropAfter {
 		if rule.Delay > 0 {
 			select {
 			case <-time.After(rule.Delay):
@@ -147,6 +173,19 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 	}
 
 	res, kerr := s.dispatch(c)
+	if kerr == nil {
+		audit.served = servedID(c, res)
+	}
+	if faulted && rule.DropAfter {
+		// Applied (or refused) as usual; the answer is lost: timeout after commit.
+		if kerr == nil {
+			s.publish(res.events)
+			audit.status = res.status
+		} else {
+			audit.status = kerr.Status
+		}
+		dropAfter(r, rec, rule.Delay)
+	}
 	if kerr != nil {
 		writeError(w, kerr)
 		return
@@ -157,6 +196,19 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request, fixed *vault
 		return
 	}
 	writeJSON(w, res.status, res.body)
+}
+
+// dropAfter waits delay (unless the client goes away) and aborts the response without an answer:
+// HTTP/1 closes the connection, HTTP/2 resets the stream.
+func dropAfter(r *http.Request, rec *statusRecorder, delay time.Duration) {
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+		}
+	}
+	rec.status = 0
+	panic(http.ErrAbortHandler)
 }
 
 func (s *Server) dispatch(c *call) (*result, *kvError) {

@@ -17,6 +17,7 @@ import (
 //
 //	DIR/vaults/<name>.json   one file per vault, rewritten atomically after every change
 //	DIR/emulator.json        the clock offset
+//	DIR/audit.jsonl          the audit log, one record per line (audit.go)
 //	DIR/ca.pem, ca-key.pem   the CA (ca.pem is what clients trust)
 //	DIR/token-key.pem        the token-signing key
 //	DIR/backup.key           the key that seals backup blobs

@@ -29,7 +29,8 @@ type (
 	Subscription = delivery.Subscription
 	// Limits are per-vault rate limits.
 	Limits = faults.Limits
-	// FaultRule scripts failures: the next Count matching calls fail with Status or a dropped connection.
+	// FaultRule scripts failures: the next Count matching calls fail with Status, a connection dropped
+	// before the call is applied (Drop), or the call applied and its answer dropped (DropAfter).
 	FaultRule = faults.Rule
 	// FaultState is a scripted fault with its remaining count.
 	FaultState = faults.RuleState
@@ -43,7 +44,8 @@ const (
 	CloudEventsSchema = delivery.CloudEventsSchema
 )
 
-// ParseFaultRule parses the CLI form of a fault rule, e.g. "op=SetSecret,status=503,count=2".
+// ParseFaultRule parses the CLI form of a fault rule, e.g. "op=SetSecret,status=503,count=2",
+// "op=GetSecret,drop=true" (no answer, nothing applied) or "op=SetSecret,drop=after" (applied, no answer).
 func ParseFaultRule(spec string) (FaultRule, error) { return faults.ParseRule(spec) }
 
 // Server is a running (or ready to run) Key Vault emulator.
@@ -61,6 +63,8 @@ type Server struct {
 	idHandler  http.Handler
 	backupKey  []byte
 
+	guard      *devGuard
+	audit      *auditLog
 	dispatcher *delivery.Dispatcher
 	script     faults.Script
 	limiters   map[string]*faults.Limiter
@@ -92,8 +96,14 @@ func New(cfg Config) (*Server, error) {
 		limiters:   map[string]*faults.Limiter{},
 		vaultURLs:  map[string]string{},
 	}
+	if s.guard, err = newDevGuard(cfg.TrustedHosts, cfg.TrustedClients); err != nil {
+		return nil, err
+	}
 	if err := s.loadData(); err != nil {
 		return nil, err
+	}
+	if s.audit, err = newAuditLog(cfg.AuditLogSize, cfg.DataDir, s.log.Error); err != nil {
+		return nil, fmt.Errorf("data directory: %s: %w", auditFile, err)
 	}
 	for _, vc := range cfg.Vaults {
 		s.addVault(vc, nil)
@@ -198,7 +208,7 @@ func (s *Server) Start() error {
 		plain[len(listeners)] = true
 		listeners = append(listeners, il)
 		s.identityURL = "http://" + hostForURL(il.Addr()) + "/msi/token"
-		handlers = append(handlers, s.idHandler)
+		handlers = append(handlers, s.guarded(s.idHandler))
 	}
 	for _, v := range s.vaultList() {
 		if v.cfg.Addr == "" {
@@ -213,6 +223,12 @@ func (s *Server) Start() error {
 		s.vaultURLs[strings.ToLower(v.name)] = s.scheme() + "://" + hostForURL(vl.Addr())
 		handlers = append(handlers, s.handler(v))
 	}
+	// Every vault by name, besides *.localhost: some clients (Node.js) refuse a wildcard directly
+	// under "localhost".
+	certHosts := slices.Clone(s.cfg.ExtraHosts)
+	for _, v := range s.vaultList() {
+		certHosts = append(certHosts, strings.ToLower(v.name)+".localhost")
+	}
 	var tlsConfigErr error
 	for i := range listeners {
 		srv := &http.Server{
@@ -223,7 +239,7 @@ func (s *Server) Start() error {
 			ErrorLog: log.New(io.Discard, "", 0),
 		}
 		if s.ca != nil && !plain[i] {
-			tc, err := s.ca.ServerTLSConfig(s.cfg.ExtraHosts...)
+			tc, err := s.ca.ServerTLSConfig(certHosts...)
 			if err != nil {
 				tlsConfigErr = err
 				break
@@ -287,6 +303,7 @@ func (s *Server) Close() error {
 	if s.dispatcher != nil {
 		s.dispatcher.Close()
 	}
+	s.audit.close()
 	s.started = false
 	return errors.Join(errs...)
 }

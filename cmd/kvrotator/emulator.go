@@ -28,7 +28,8 @@ const emulatorHelp = `Usage: kvrotator emulator [flags]
 Runs a local Azure Key Vault (secrets) that the real Azure SDKs talk to over HTTPS, with
 managed-identity and client-certificate token endpoints, Azure RBAC roles, Event Grid delivery of
 SecretNewVersionCreated / SecretNearExpiry / SecretExpired, Azure's rate limits and scripted faults.
-It runs until interrupted.
+Every vault request is recorded in an audit log (AZKVAuditLogs), which the Log Analytics query API
+at https://127.0.0.1:PORT/v1 serves to the azlogs client (a KQL subset). It runs until interrupted.
 
 Address a vault as https://NAME.localhost:PORT (add "127.0.0.1 NAME.localhost" to /etc/hosts for
 clients that do not resolve *.localhost), or give it its own port with --vault NAME=ADDR.
@@ -48,8 +49,9 @@ type emulatorFlags struct {
 	logLevel, logFormat                                                       string
 	noAuth, noLimits, purgeProtection                                         bool
 	tokenLifetime, nearExpiry, scanInterval, latency, window                  time.Duration
-	writeLimit, otherLimit, recoverableDays                                   int
+	writeLimit, otherLimit, recoverableDays, auditSize                        int
 	vaults, identities, hosts, subscribers, faultSpecs, topics                multiFlag
+	trustedHosts, trustedClients, workspaces, logReaders                      multiFlag
 }
 
 func (f *emulatorFlags) register(fs *flag.FlagSet) {
@@ -63,7 +65,9 @@ func (f *emulatorFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.authority, "authority", "https://login.microsoftonline.com", "authority `URL` named in the challenge")
 	fs.StringVar(&f.resource, "resource", "auto", "challenge resource: auto (https:// + host minus first label), azure (https://vault.azure.net) or a `URL`")
 	fs.StringVar(&f.idAddr, "identity-addr", "127.0.0.1:8081", "plain-HTTP `address` of the managed-identity endpoint (IDENTITY_ENDPOINT), as App Service serves it")
-	fs.StringVar(&f.idHeader, "identity-header", "kvrotator-emulator", "`SECRET` the managed-identity endpoint expects (clients set IDENTITY_HEADER to it)")
+	fs.StringVar(&f.idHeader, "identity-header", "", "`SECRET` the managed-identity endpoint expects (clients set IDENTITY_HEADER to it; default: a random value for each run, printed in the banner)")
+	fs.Var(&f.trustedHosts, "trusted-host", "accept `HOST` (a name, an IP address or *.example.com) in the Host header of the admin API and the managed-identity endpoint, besides loopback addresses, localhost and *.localhost (repeatable)")
+	fs.Var(&f.trustedClients, "trusted-client", "let callers from `ADDR` (an IP address, a CIDR prefix, or * for any) use the admin API and the managed-identity endpoint, besides loopback (repeatable)")
 	fs.Var(&f.identities, "identity", "an identity: `name=N,client-id=ID,object-id=ID,(system|managed|cert=FILE.pem),role=ROLE@VAULT,...` (repeatable; ROLE is reader, secrets-user, secrets-officer or administrator; VAULT may be *). Default: a system-assigned managed identity, secrets-officer on every vault")
 	fs.DurationVar(&f.tokenLifetime, "token-lifetime", time.Hour, "lifetime of issued access tokens")
 	fs.Var(&f.hosts, "host", "extra `NAME` for the TLS certificate (repeatable; 127.0.0.1, localhost and *.localhost are always included)")
@@ -76,7 +80,10 @@ func (f *emulatorFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.window, "limit-window", 10*time.Second, "rate-limit window")
 	fs.BoolVar(&f.noLimits, "no-limits", false, "turn rate limits off")
 	fs.DurationVar(&f.latency, "latency", 0, "delay added to every vault request")
-	fs.Var(&f.faultSpecs, "fault", "script a failure: `op=SetSecret,status=503,count=2[,vault=V][,secret=S][,retry-after=1s][,drop=true][,delay=100ms][,code=C]` (repeatable)")
+	fs.Var(&f.faultSpecs, "fault", "script a failure: `op=SetSecret,status=503,count=2[,vault=V][,secret=S][,retry-after=1s][,drop=true|after][,delay=100ms][,code=C]` (repeatable; drop=true closes the connection before the call is applied, drop=after applies it and then closes the connection)")
+	fs.Var(&f.workspaces, "workspace", "serve the Log Analytics workspace `GUID` (repeatable; default "+emulator.DefaultWorkspaceID+"); every workspace holds the audit records of every vault")
+	fs.Var(&f.logReaders, "log-reader", "let the identity with this client or object `ID` query the logs (repeatable; default: every identity)")
+	fs.IntVar(&f.auditSize, "audit-size", emulator.DefaultAuditLogSize, "audit records kept, the oldest dropped first (negative: no audit log); with --data they survive restarts")
 	fs.IntVar(&f.recoverableDays, "recoverable-days", 90, "soft-delete retention in days (7-90)")
 	fs.BoolVar(&f.purgeProtection, "purge-protection", false, "forbid purging deleted secrets")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
@@ -156,8 +163,8 @@ func (f *emulatorFlags) config(stderr io.Writer) (emulator.Config, error) {
 	cfg := emulator.Config{
 		Addr: f.addr, DataDir: f.data, KeyDir: f.keyDir, CACertFile: f.caCert, NoAuth: f.noAuth, TenantID: f.tenant,
 		Authority: f.authority, Resource: f.resource, IdentityAddr: f.idAddr, IdentityHeader: f.idHeader, TokenLifetime: f.tokenLifetime,
-		ExtraHosts: f.hosts, NearExpiryLead: f.nearExpiry, ScanInterval: f.scanInterval, Latency: f.latency,
-		DisableLimits: f.noLimits, Logger: slog.New(h),
+		ExtraHosts: f.hosts, TrustedHosts: f.trustedHosts, TrustedClients: f.trustedClients, NearExpiryLead: f.nearExpiry, ScanInterval: f.scanInterval, Latency: f.latency,
+		DisableLimits: f.noLimits, Logger: slog.New(h), Workspaces: f.workspaces, LogReaders: f.logReaders, AuditLogSize: f.auditSize,
 		Limits: emulator.Limits{Writes: f.writeLimit, Others: f.otherLimit, Window: f.window},
 	}
 	if cfg.CACertFile == "" && !cfg.NoAuth {
@@ -311,6 +318,7 @@ func printBanner(w io.Writer, srv *emulator.Server, cfg emulator.Config) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	fmt.Fprintf(w, "Log Analytics query endpoint (azlogs, audience %s): %s, workspace %s, table AZKVAuditLogs\n", emulator.LogsAudience, srv.LogsEndpoint(), srv.WorkspaceID())
 	if cfg.NoAuth {
 		fmt.Fprintln(w, "no-auth mode: plain HTTP, pass a nil credential to azsecrets.NewClient")
 		return

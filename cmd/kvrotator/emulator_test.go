@@ -66,6 +66,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"emulator", "--subscriber", "ftp://x"}, 2, "http:// or https://"},
 		{[]string{"emulator", "--subscriber", "http://x,schema=xml"}, 2, "schema must be"},
 		{[]string{"emulator", "--log-format", "yaml"}, 2, "--log-format"},
+		{[]string{"emulator", "--trusted-client", "somewhere"}, 1, `trusted client "somewhere"`},
 		{[]string{"emulator", "--addr", "127.0.0.1:0", "--identity-addr", "127.0.0.1:0", "--fault", "op=Nope"}, 2, "--fault"},
 	}
 	for _, tc := range cases {
@@ -177,8 +178,14 @@ func TestEmulatorCommandServesTheSDK(t *testing.T) {
 	}
 	stop()
 
-	stop, _ = startEmu()
+	stop, banner = startEmu()
 	defer stop()
+	// IDENTITY_HEADER is random per run: the banner tells the new one.
+	m2 := regexp.MustCompile(`IDENTITY_ENDPOINT=(\S+) IDENTITY_HEADER=(\S+)`).FindStringSubmatch(banner)
+	if m2 == nil || m2[2] == m[2] || m2[2] == "kvrotator-emulator" || len(m2[2]) < 20 {
+		t.Fatalf("identity header after restart %q (before %q): want a fresh random value", m2, m[2])
+	}
+	t.Setenv("IDENTITY_HEADER", m2[2])
 	got, err := client().GetSecret(ctx, "from-cli", "", nil)
 	if err != nil || *got.Value != "v" {
 		t.Fatalf("after restart with --data: %v", err)
@@ -221,7 +228,7 @@ func TestEmulatorSurvivesKill9(t *testing.T) {
 	port, idPort := freePort(t), freePort(t)
 	launch := func() *exec.Cmd {
 		cmd := exec.Command(bin, "emulator", "--addr", "127.0.0.1:"+port, "--identity-addr", "127.0.0.1:"+idPort,
-			"--vault", "kill-vault", "--data", dir, "--no-limits")
+			"--vault", "kill-vault", "--data", dir, "--no-limits", "--identity-header", "kill9-identity-header")
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -231,7 +238,7 @@ func TestEmulatorSurvivesKill9(t *testing.T) {
 	}
 	cmd := launch()
 	t.Setenv("IDENTITY_ENDPOINT", "http://127.0.0.1:"+idPort+"/msi/token")
-	t.Setenv("IDENTITY_HEADER", "kvrotator-emulator")
+	t.Setenv("IDENTITY_HEADER", "kill9-identity-header") // the default is random per run: give one that survives the restart
 	newClient := func() *azsecrets.Client {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
@@ -335,4 +342,75 @@ func loopbackClient(pool *x509.CertPool) *http.Client {
 		return d.DialContext(ctx, network, addr)
 	}
 	return &http.Client{Transport: tr}
+}
+
+// TestEmulatorCommandAuditFaultAndHeaderFlags runs `kvrotator emulator` in-process with the flags of
+// the audit log, the query endpoint, the drop=after fault and the trusted hosts, and checks what the
+// banner tells and the admin API reports.
+func TestEmulatorCommandAuditFaultAndHeaderFlags(t *testing.T) {
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	const ws = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"emulator", "--addr", "127.0.0.1:0", "--identity-addr", "127.0.0.1:0", "--vault", "flag-vault",
+			"--ca-cert", caFile, "--fault", "op=SetSecret,drop=after,count=2", "--workspace", ws, "--log-reader", "11111111-1111-4111-8111-111111111111",
+			"--audit-size", "10", "--trusted-host", "emu.test"}, pw, io.Discard)
+		pw.Close()
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit %d", code)
+		}
+	}()
+	sc := bufio.NewScanner(pr)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if strings.HasPrefix(sc.Text(), "Clients that do not resolve") {
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	banner := strings.Join(lines, "\n")
+	logs := regexp.MustCompile(`Log Analytics query endpoint \(azlogs, audience https://api\.loganalytics\.io\): (https://127\.0\.0\.1:[0-9]+)/v1, workspace ` + ws).FindStringSubmatch(banner)
+	header := regexp.MustCompile(`IDENTITY_HEADER=(\S+)`).FindStringSubmatch(banner)
+	if logs == nil || header == nil || len(header[1]) < 20 || header[1] == "kvrotator-emulator" {
+		t.Fatalf("banner:\n%s", banner)
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := loopbackClient(pool)
+	get := func(path, host string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, logs[1]+path, nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := get("/_emulator/faults", ""); st != 200 || !strings.Contains(body, `"dropAfter":true`) || !strings.Contains(body, `"remaining":2`) {
+		t.Fatalf("faults: %d %s", st, body)
+	}
+	if st, _ := get("/_emulator/audit", "emu.test"); st != 200 {
+		t.Fatalf("trusted host: %d", st)
+	}
+	if st, body := get("/_emulator/audit", "evil.example"); st != 403 || !strings.Contains(body, "--trusted-host") {
+		t.Fatalf("foreign host: %d %s", st, body)
+	}
+	if st, body := get("/v1/workspaces/"+ws+"/query", ""); st != 401 || !strings.Contains(body, "AuthenticationFailed") {
+		t.Fatalf("query without token: %d %s", st, body)
+	}
 }

@@ -38,8 +38,8 @@ func WriteThrottled(w http.ResponseWriter, retryAfter time.Duration) {
 }
 
 // Respond answers req according to a matched rule: it waits Delay (giving up silently if the client
-// goes away), then either closes the connection without an answer (Drop) or writes the error with
-// WriteError. The handler must write nothing else afterwards. Dropping hijacks an HTTP/1.x
+// goes away), then either closes the connection without an answer (Drop, and DropAfter, for which
+// the caller must have applied the call first) or writes the error with WriteError. The handler must write nothing else afterwards. Dropping hijacks an HTTP/1.x
 // connection; where that is impossible (HTTP/2) it aborts the handler with panic(http.ErrAbortHandler),
 // which net/http turns into a reset stream without logging.
 func (r Rule) Respond(w http.ResponseWriter, req *http.Request) {
@@ -52,7 +52,7 @@ func (r Rule) Respond(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	if r.Drop {
+	if r.Drop || r.DropAfter {
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			_ = conn.Close()
 			return

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -61,7 +62,7 @@ type Rule struct {
 	Secret string
 	// Count is how many matching calls fail; <=0 means 1.
 	Count int
-	// Status is the HTTP status to answer, 400–599; ignored when Drop.
+	// Status is the HTTP status to answer, 400–599; ignored when Drop or DropAfter.
 	Status int
 	// Code is the error code in the body; empty means DefaultCode(Status).
 	Code string
@@ -69,9 +70,13 @@ type Rule struct {
 	Message string
 	// RetryAfter, when > 0, is sent as a Retry-After header (whole seconds, rounded up).
 	RetryAfter time.Duration
-	// Drop closes the connection without answering.
+	// Drop closes the connection without answering, before the call is applied: nothing changes.
 	Drop bool
-	// Delay is waited before answering (or dropping).
+	// DropAfter applies the call (a write is committed, an event raised) and then closes the
+	// connection without answering: the timeout-after-commit case, where a client that retries
+	// writes twice. Drop and DropAfter are exclusive.
+	DropAfter bool
+	// Delay is waited before answering or dropping (with DropAfter: after applying, before dropping).
 	Delay time.Duration
 }
 
@@ -92,7 +97,7 @@ type Script struct {
 
 // Add validates r, fills in its defaults and appends it; rules are tried in the order added. It
 // returns the rule's id (1, 2, …), or an error naming the problem (an unknown Operation lists the
-// valid ones; Status must be 400–599 unless Drop).
+// valid ones; Status must be 400–599 unless Drop or DropAfter).
 func (s *Script) Add(r Rule) (id int, err error) {
 	r, err = r.normalize()
 	if err != nil {
@@ -193,7 +198,10 @@ func (r Rule) normalize() (Rule, error) {
 	if r.Delay < 0 {
 		return r, fmt.Errorf("faults: negative delay %v", r.Delay)
 	}
-	if r.Drop {
+	if r.Drop && r.DropAfter {
+		return r, errors.New("faults: drop (before the call is applied) and drop-after are exclusive")
+	}
+	if r.Drop || r.DropAfter {
 		return r, nil
 	}
 	if r.Status < 400 || r.Status > 599 {
@@ -225,8 +233,9 @@ var ruleKeyAliases = map[string]string{
 
 // ParseRule parses a command-line rule: comma-separated key=value pairs with the keys op (alias
 // operation), status, count, vault, secret, retry-after (a duration such as 1s, or whole seconds),
-// drop (a boolean; a bare "drop" means true), delay (a duration), code and message (which cannot
-// contain commas). Keys are case-insensitive. Example: op=SetSecret,status=503,count=2,retry-after=1s.
+// drop (a boolean, or "before" or "after"; a bare "drop", "true" and "before" close the connection
+// before the call is applied, "after" applies it and then closes the connection: Rule.DropAfter),
+// delay (a duration), code and message (which cannot contain commas). Keys are case-insensitive. Example: op=SetSecret,status=503,count=2,retry-after=1s.
 // The rule is validated as Script.Add does.
 func ParseRule(spec string) (Rule, error) {
 	var r Rule
@@ -282,9 +291,16 @@ func ParseRule(spec string) (Rule, error) {
 				r.Drop = true
 				break
 			}
-			r.Drop, err = strconv.ParseBool(val)
-			if err != nil {
-				return fail("drop %q is not a boolean (true or false)", val)
+			switch strings.ToLower(val) {
+			case "after":
+				r.DropAfter = true
+			case "before":
+				r.Drop = true
+			default:
+				r.Drop, err = strconv.ParseBool(val)
+				if err != nil {
+					return fail("drop %q is not a boolean (true or false), before or after", val)
+				}
 			}
 		case "delay":
 			r.Delay, err = time.ParseDuration(val)
@@ -307,8 +323,8 @@ func ParseRule(spec string) (Rule, error) {
 	if len(seen) == 0 {
 		return fail("empty rule")
 	}
-	if !seen["status"] && !r.Drop {
-		return fail("status is required (e.g. status=503) unless drop=true")
+	if !seen["status"] && !r.Drop && !r.DropAfter {
+		return fail("status is required (e.g. status=503) unless drop=true or drop=after")
 	}
 	n, err := r.normalize()
 	if err != nil {
@@ -343,6 +359,9 @@ func (r Rule) String() string {
 	if r.Drop {
 		add("drop", "true")
 	}
+	if r.DropAfter {
+		add("drop", "after")
+	}
 	if r.Status != 0 {
 		add("status", strconv.Itoa(r.Status))
 	}
@@ -375,13 +394,14 @@ type ruleJSON struct {
 	Message    string `json:"message,omitempty"`
 	RetryAfter string `json:"retryAfter,omitempty"`
 	Drop       bool   `json:"drop,omitempty"`
+	DropAfter  bool   `json:"dropAfter,omitempty"`
 	Delay      string `json:"delay,omitempty"`
 }
 
 // MarshalJSON encodes r with camelCase keys and durations as strings such as "100ms".
 func (r Rule) MarshalJSON() ([]byte, error) {
 	j := ruleJSON{Vault: r.Vault, Operation: r.Operation, Secret: r.Secret, Count: r.Count, Status: r.Status,
-		Code: r.Code, Message: r.Message, Drop: r.Drop}
+		Code: r.Code, Message: r.Message, Drop: r.Drop, DropAfter: r.DropAfter}
 	if r.RetryAfter != 0 {
 		j.RetryAfter = r.RetryAfter.String()
 	}
@@ -401,7 +421,7 @@ func (r *Rule) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("faults: rule: %w", err)
 	}
 	n := Rule{Vault: j.Vault, Operation: j.Operation, Secret: j.Secret, Count: j.Count, Status: j.Status,
-		Code: j.Code, Message: j.Message, Drop: j.Drop}
+		Code: j.Code, Message: j.Message, Drop: j.Drop, DropAfter: j.DropAfter}
 	var err error
 	if j.RetryAfter != "" {
 		if n.RetryAfter, err = time.ParseDuration(j.RetryAfter); err != nil {

@@ -233,6 +233,9 @@ func TestParseRule(t *testing.T) {
 		{"drop=true,op=GetSecret", Rule{Drop: true, Operation: "GetSecret", Count: 1}},
 		{"drop,delay=2s", Rule{Drop: true, Count: 1, Delay: 2 * time.Second}},
 		{"drop=1,status=500", Rule{Drop: true, Status: 500, Count: 1}},
+		{"drop=after,op=SetSecret", Rule{DropAfter: true, Operation: "SetSecret", Count: 1}},
+		{"op=SetSecret,DROP=After,delay=50ms,count=2", Rule{DropAfter: true, Operation: "SetSecret", Count: 2, Delay: 50 * time.Millisecond}},
+		{"drop=before", Rule{Drop: true, Count: 1}},
 		{"operation=PurgeDeletedSecret,status=409,message=busy right now", Rule{Operation: "PurgeDeletedSecret", Status: 409, Count: 1, Code: "Conflict", Message: "busy right now"}},
 		{"status=503,retryafter=1500ms,", Rule{Status: 503, Count: 1, Code: "ServiceUnavailable", RetryAfter: 1500 * time.Millisecond}},
 	}
@@ -267,6 +270,8 @@ func TestParseRule(t *testing.T) {
 		{"status=500,count=-1", "not a positive number"},
 		{"status=500,count=x", "not a positive number"},
 		{"status=500,drop=maybe", "not a boolean"},
+		{"drop=afterwards", "before or after"},
+		{"drop=after,drop=true", "given twice"},
 		{"status=500,delay=100", "not a duration"},
 		{"status=500,delay=-1s", "not a duration"},
 		{"status=500,retry-after=soon", "retry-after"},
@@ -420,5 +425,44 @@ func TestWriteThrottled(t *testing.T) {
 	}
 	if rec.Code != 429 || rec.Header().Get("Retry-After") != "1" || body.Error.Code != "Throttled" || body.Error.Message != ThrottledMessage {
 		t.Errorf("%d %v %+v", rec.Code, rec.Header(), body)
+	}
+}
+
+func TestEmulatorFaultDropAfterRule(t *testing.T) {
+	var s Script
+	if _, err := s.Add(Rule{Drop: true, DropAfter: true}); err == nil || !strings.Contains(err.Error(), "exclusive") {
+		t.Fatalf("Drop and DropAfter together: %v", err)
+	}
+	// No status needed, none invented.
+	id, err := s.Add(Rule{DropAfter: true, Operation: "setsecret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []RuleState{{ID: id, Rule: Rule{DropAfter: true, Operation: "SetSecret", Count: 1}, Remaining: 1}}
+	if got := s.Rules(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Rules() = %+v, want %+v", got, want)
+	}
+	r, ok := s.Match("kv", "SetSecret", "x")
+	if !ok || !r.DropAfter || r.Drop {
+		t.Fatalf("Match = %+v, %v", r, ok)
+	}
+	if got := r.String(); got != "op=SetSecret,drop=after,count=1" {
+		t.Errorf("String() = %q", got)
+	}
+	b, err := json.Marshal(r)
+	if err != nil || string(b) != `{"operation":"SetSecret","count":1,"dropAfter":true}` {
+		t.Fatalf("JSON %s, %v", b, err)
+	}
+	var back Rule
+	if err := json.Unmarshal(b, &back); err != nil || back != r {
+		t.Fatalf("JSON round trip: %+v, %v", back, err)
+	}
+	// Respond drops a DropAfter rule's answer as it drops Drop's.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.Respond(w, req) }))
+	defer srv.Close()
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := fresh.Get(srv.URL); err == nil {
+		resp.Body.Close()
+		t.Fatal("DropAfter: got an answer")
 	}
 }
