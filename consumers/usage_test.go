@@ -107,10 +107,10 @@ func TestLogAnalyticsReadsTheAuditLog(t *testing.T) {
 	ctx := context.Background()
 	v1 := set(t, r.self, "api-key", "audit-value-1")
 	set(t, r.self, "api-key-2", "another-secret")
-	get(t, r.a, "api-key", "")   // the latest, v1
-	get(t, r.b, "api-key", v1)   // by id
+	get(t, r.a, "api-key", "")    // the latest, v1
+	get(t, r.b, "api-key", v1)    // by id
 	get(t, r.self, "api-key", "") // kvrotator itself
-	get(t, r.a, "api-key-2", "") // another secret
+	get(t, r.a, "api-key-2", "")  // another secret
 	if _, err := r.b.GetSecret(ctx, "no-such-secret", "", nil); err == nil {
 		t.Fatal("a missing secret was found")
 	}
