@@ -283,7 +283,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	// Mark the attempt in the journal before the provider creates anything: if this run dies, the
 	// sweep finds the mark and finishes the rotation with the same idempotency key.
 	st = st.For(cur.Version)
-	st.Attempted, st.AttemptedCreated, st.Started, st.Writing = cur.Version, cur.Created.UTC(), now.UTC().Truncate(time.Second), ""
+	st.Attempted, st.AttemptedCreated, st.Started, st.Writing, st.WritingAt = cur.Version, cur.Created.UTC(), now.UTC().Truncate(time.Second), "", time.Time{}
 	if err := e.cfg.Journal.Save(ctx, v.Name(), req.Secret, st); err != nil {
 		return with(o, failed(fmt.Errorf("mark the rotation as started in the journal: %w", err)))
 	}
@@ -379,7 +379,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	// Record the pending revocation and the new credential before the vault write: a pending entry is
 	// never acted on while the version that held it is the latest, and Writing lets the next run
 	// recognise the new version if this one dies right after writing it.
-	st.Pending, st.Writing, st.WritingRefs = next.Pending, credID, refsKey
+	st.Pending, st.Writing, st.WritingRefs, st.WritingAt = next.Pending, credID, refsKey, now.UTC().Truncate(time.Second)
 	if err := e.cfg.Journal.Save(ctx, v.Name(), req.Secret, st); err != nil {
 		return fail(fmt.Errorf("record the new credential in the journal: %w", err))
 	}
@@ -420,12 +420,30 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 // write and the journal's): the latest version was created after that attempt started, replacing the
 // attempted version.
 func heal(st State, latest SecretProperties) State {
-	if latest.Version == "" || st.Writing == "" || st.Attempted == "" || strings.EqualFold(st.Attempted, latest.Version) ||
-		strings.EqualFold(st.Version, latest.Version) || latest.Created.Before(st.Started) {
+	if latest.Version == "" || st.Attempted == "" || strings.EqualFold(st.Attempted, latest.Version) ||
+		strings.EqualFold(st.Version, latest.Version) || !wrote(st, latest.Created) {
 		return st
 	}
 	return State{Version: latest.Version, CredentialID: st.Writing, Refs: st.WritingRefs, From: st.Attempted, At: latest.Created.UTC().Truncate(time.Second),
 		Pending: st.Pending, Revoked: st.Revoked, Retire: st.Retire}
+}
+
+// wrote reports whether a version created at `created` can be the one the journal's Writing mark was
+// about to write: created no earlier than the write was sent and, when that attempt then failed (its
+// answer lost: the write may still have been applied), no later than the failure. Key Vault's
+// timestamps have one-second resolution; the engine's clock and the vault's may differ by a little.
+func wrote(st State, created time.Time) bool {
+	if st.Writing == "" || st.WritingAt.IsZero() {
+		return false
+	}
+	const skew = 2 * time.Second
+	if created.Before(st.WritingAt.Add(-skew)) {
+		return false
+	}
+	if !st.FailedAt.Before(st.WritingAt) && created.After(st.FailedAt.Add(skew)) {
+		return false // the attempt failed before this version was created: someone else wrote it
+	}
+	return true
 }
 
 // lifetimeMargin is how much longer than the near-expiry lead a new credential must live.
@@ -545,7 +563,12 @@ func (e *Engine) recordFailure(ctx context.Context, v Vault, name string, st Sta
 		return
 	}
 	st.Fails++
-	st.FailedAt = now.UTC().Truncate(time.Second)
+	// When it failed, not when it started: a write whose answer was lost may have been applied until now.
+	failedAt := e.clock.Now()
+	if failedAt.Before(now) {
+		failedAt = now
+	}
+	st.FailedAt = failedAt.UTC().Truncate(time.Second)
 	// The attempt is over (failed, not interrupted): the sweep retries it by its back-off, with the same
 	// idempotency key, rather than as an interrupted rotation.
 	st.Started = time.Time{}

@@ -225,6 +225,9 @@ type State struct {
 	// run recognise that version if the process died between the vault write and the journal's.
 	Writing     string `json:"writing,omitempty"`
 	WritingRefs string `json:"writingRefs,omitempty"`
+	// WritingAt is when that write was sent: only a version created from then on (and, if the attempt
+	// then failed, no later than the failure) can be the one it wrote.
+	WritingAt time.Time `json:"writingAt,omitzero"`
 	// Fails counts consecutive failed rotations of Attempted, the last at FailedAt; the sweep backs
 	// off and reports the secret as failing instead of hammering the provider.
 	Fails    int       `json:"fails,omitempty"`
@@ -302,7 +305,7 @@ func RefsKey(provider string, refs []providers.Reference) string {
 // count only while the version they are about is the latest.
 func (st State) For(version string) State {
 	if version == "" || !strings.EqualFold(st.Attempted, version) {
-		st.Attempted, st.AttemptedCreated, st.Started, st.Writing, st.WritingRefs, st.Fails, st.FailedAt = "", time.Time{}, time.Time{}, "", "", 0, time.Time{}
+		st.Attempted, st.AttemptedCreated, st.Started, st.Writing, st.WritingRefs, st.WritingAt, st.Fails, st.FailedAt = "", time.Time{}, time.Time{}, "", "", time.Time{}, 0, time.Time{}
 	}
 	return st
 }

@@ -217,3 +217,29 @@ func TestRevocationSurvivesAVersionDisabledByHand(t *testing.T) {
 		t.Fatalf("%+v; revoked %v; state %+v", rep.Outcomes, f.prov.revoked, f.state("s"))
 	}
 }
+
+// TestVersionWrittenByHandAfterAFailedWriteIsNotCredited: a rotation's write fails (nothing applied);
+// a minute later a person writes a version by hand. kvrotator must not take it for the version it was
+// writing (which would credit it with the new credential and revoke what it really holds).
+func TestVersionWrittenByHandAfterAFailedWriteIsNotCredited(t *testing.T) {
+	f := newFixture(t, providers.ShapeCreateRevoke)
+	f.vault.Now = f.clock.Now
+	f.seed("s", 5*day, managedTags("rotation-grace-hours", "1"))
+	f.vault.FailSet = providers.Permanent(errors.New("403 forbidden"))
+	if o := f.manual("s", false); o.Kind != rotation.KindFailed {
+		t.Fatalf("%+v", o)
+	}
+	f.vault.FailSet = nil
+	f.clock.Advance(time.Minute)
+	exp := f.clock.Now().Add(200 * day)
+	f.vault.Put("s", "initial", managedTags(), &exp) // the old credential, re-written by a person
+	f.clock.Advance(2 * time.Hour)
+	f.sweep()
+	f.sweep()
+	if s := f.statusOf("s"); s.LastRotated != nil {
+		t.Fatalf("the hand-written version was credited to kvrotator: %+v", s)
+	}
+	if len(f.prov.revoked) != 0 {
+		t.Fatalf("revoked %v: the credential the latest version holds", f.prov.revoked)
+	}
+}

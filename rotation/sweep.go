@@ -81,7 +81,13 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 				}
 				return nil
 			}
-			st := heal(states[strings.ToLower(p.Name)], p).ForLatest(p)
+			raw := states[strings.ToLower(p.Name)]
+			if !dryRun && unrecorded(raw, p) {
+				// An earlier run wrote this version and died before recording it: record it now, so
+				// that status and the next decisions know what the latest version holds.
+				run(func() { e.record(ctx, v, p.Name) })
+			}
+			st := heal(raw, p).ForLatest(p)
 			d := e.decide(decideInput{p: p, pol: pol, prov: prov, st: st, now: now, req: Request{Trigger: trigger}})
 			switch d.Action {
 			case ActRotate:
@@ -126,6 +132,40 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 		return a.Secret < b.Secret
 	})
 	return report
+}
+
+// unrecorded reports whether a listed latest version (no version id) looks like one an interrupted run
+// wrote and could not record in the journal: a verified credential was about to be written (Writing)
+// and the version was created after that attempt started, and is not the attempted version itself.
+func unrecorded(st State, p SecretProperties) bool {
+	return p.Version == "" && st.Attempted != "" && p.Created.Unix() != st.AttemptedCreated.Unix() && wrote(st, p.Created)
+}
+
+// record heals a secret's journal entry under its lock, reading the latest version's id (heal needs it).
+func (e *Engine) record(ctx context.Context, v Vault, name string) {
+	held, unlock, err := e.cfg.Locker.Lock(ctx, lockKey(v.Name(), name))
+	if err != nil {
+		return // busy: whoever holds it records it
+	}
+	defer unlock()
+	cur, err := v.Get(held, name, "")
+	if err != nil {
+		e.log.Warn("recording a version an interrupted rotation wrote failed", "vault", v.Name(), "secret", name, "error", err.Error())
+		return
+	}
+	st, err := e.cfg.Journal.Load(held, v.Name(), name)
+	if err != nil {
+		return
+	}
+	healed := heal(st, cur.SecretProperties)
+	if healed.Version == st.Version {
+		return
+	}
+	if err := e.cfg.Journal.Save(held, v.Name(), name, healed); err != nil {
+		e.log.Warn("recording a version an interrupted rotation wrote failed", "vault", v.Name(), "secret", name, "error", err.Error())
+		return
+	}
+	e.log.Info("recorded the version an interrupted rotation wrote", "vault", v.Name(), "secret", name, "version", cur.Version)
 }
 
 // decideListed decides for a listed secret without a provider call or vault read (status, a paused

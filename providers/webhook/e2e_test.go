@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/bindings"
+	"github.com/kvrotator/kvrotator/emulator"
 	"github.com/kvrotator/kvrotator/internal/providertest"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx/httpxtest"
@@ -270,4 +272,80 @@ func TestAttackCredentialIdNamesAnotherCredential(t *testing.T) {
 	if _, live := e.srv.Live()["tok-victim"]; !live || len(e.srv.Revoked()) != 0 {
 		t.Fatalf("the victim's credential was revoked: %v", e.srv.Revoked())
 	}
+}
+
+// TestEndToEndTimeoutAfterCommitConverges: Key Vault applies the new-version write and the answer is
+// lost (emulator fault drop=after). Once, the SDK's retry writes it again: rotated, one credential.
+// Every time, the rotation fails; the next run recognises the version that was written (the journal's
+// Writing mark) and makes no second credential; the revocation after the grace revokes only the old one.
+func TestEndToEndTimeoutAfterCommitConverges(t *testing.T) {
+	t.Run("once", func(t *testing.T) {
+		e := newE2E(t, webhook.New(), nil)
+		rule, err := emulator.ParseFaultRule("op=SetSecret,secret=" + appSecret + ",drop=after,count=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.h.Server.AddFault(rule); err != nil {
+			t.Fatal(err)
+		}
+		o := e.h.Event(appSecret, e.version)
+		if o.Kind != rotation.KindRotated || e.srv.Created() != 1 || e.h.Versions(appSecret) != 3 {
+			t.Fatalf("%+v; %d credentials, %d versions (want 1 and 3: the write applied twice)", o, e.srv.Created(), e.h.Versions(appSecret))
+		}
+		latest := e.h.Latest(appSecret)
+		if id := latest.Tags["CredentialId"]; e.srv.Live()[id] != latest.Value.Reveal() {
+			t.Fatal("the latest version does not hold the live new credential")
+		}
+	})
+	t.Run("every retry", func(t *testing.T) {
+		e := newE2E(t, webhook.New(), nil)
+		rule, err := emulator.ParseFaultRule("op=SetSecret,secret=" + appSecret + ",drop=after,count=50")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.h.Server.AddFault(rule); err != nil {
+			t.Fatal(err)
+		}
+		o := e.h.Event(appSecret, e.version)
+		if o.Kind != rotation.KindFailed || o.Class != rotation.ClassTransient {
+			t.Fatalf("every answer lost: %+v", o)
+		}
+		written := e.h.Versions(appSecret)
+		if written < 2 || e.srv.Created() != 1 {
+			t.Fatalf("%d versions, %d credentials", written, e.srv.Created())
+		}
+		e.h.Server.ClearFaults()
+		// Event Grid redelivers the event (its version is no longer the latest), and the sweep runs.
+		if o := e.h.Event(appSecret, e.version); o.Kind != rotation.KindSkipped {
+			t.Fatalf("redelivered event: %+v", o)
+		}
+		if rep := e.h.Sweep(); len(rep.Outcomes) != 0 {
+			t.Fatalf("sweep after the lost answers: %+v", rep.Outcomes)
+		}
+		if e.srv.Created() != 1 || e.h.Versions(appSecret) != written {
+			t.Fatalf("a second credential or version: %d credentials, %d versions (was %d)", e.srv.Created(), e.h.Versions(appSecret), written)
+		}
+		latest := e.h.Latest(appSecret)
+		id := latest.Tags["CredentialId"]
+		if id == currentID || e.srv.Live()[id] != latest.Value.Reveal() {
+			t.Fatal("the latest version does not hold the live new credential")
+		}
+		var status rotation.SecretStatus
+		for _, s := range e.h.Engine.Status(context.Background(), time.Time{}).Secrets {
+			if s.Secret == appSecret {
+				status = s
+			}
+		}
+		if status.LastRotated == nil || status.Due || status.Fails != 0 || len(status.Pending) != 1 || status.Pending[0].CredentialID != currentID {
+			t.Fatalf("kvrotator did not recognise the written version: %+v", status)
+		}
+		e.h.Clock.Advance(2 * time.Hour)
+		e.h.Sweep()
+		if got := e.srv.Revoked(); len(got) != 1 || got[0] != currentID {
+			t.Fatalf("revoked %v, want only %s", got, currentID)
+		}
+		if _, live := e.srv.Live()[id]; !live {
+			t.Fatal("the new credential was revoked")
+		}
+	})
 }
