@@ -151,7 +151,9 @@ func TestE2EConsumersRefreshAndUsageAwareRevocation(t *testing.T) {
 		output.Write(r.Body)
 		return r
 	}
-	sweep := func() { invoke("ScheduledSweep", hostsim.TimerEnvelope("ScheduledSweep", time.Now(), time.Now(), false)) }
+	sweep := func() {
+		invoke("ScheduledSweep", hostsim.TimerEnvelope("ScheduledSweep", time.Now(), time.Now(), false))
+	}
 
 	// The vault: the provider's signing key, the consumer webhook's key, the application's key.
 	t.Setenv("IDENTITY_ENDPOINT", srv.IdentityEndpoint())
