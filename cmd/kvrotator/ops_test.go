@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/rotation"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the operator commands")
@@ -185,5 +186,33 @@ func TestOpsRotateAndSweep(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(b), "KVROTATOR_VAULTS") {
 		t.Fatalf("no vaults: %v %s", err, b)
+	}
+}
+
+// TestPrintConsumers: plan lists each secret's readers, who has not moved first, and status marks the
+// secret.
+func TestPrintConsumers(t *testing.T) {
+	at := time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)
+	rep := rotation.StatusReport{At: at, Secrets: []rotation.SecretStatus{
+		{Vault: "kv", Secret: "orders-key", Managed: true, Provider: "webhook", Consumers: []rotation.ConsumerView{
+			{Reader: "bbbb", AppID: "app-b", Address: "10.0.0.2", Version: "v0", Last: at.Add(-5 * time.Hour)},
+			{Reader: "aaaa", Address: "10.0.0.1", Version: "v1", Last: at.Add(-time.Hour), Current: true}}},
+		{Vault: "kv", Secret: "quiet", Managed: true, Provider: "random"},
+	}}
+	var plan strings.Builder
+	printConsumers(&plan, rep)
+	want := `
+Consumers (readers in Key Vault's audit log):
+  kv/orders-key: 2 reader(s), 1 not on the latest version
+    NOT MOVED bbbb (app app-b) from 10.0.0.2, last read 2026-12-04T03:00:00Z, version v0
+    current   aaaa from 10.0.0.1, last read 2026-12-04T07:00:00Z, version v1
+`
+	if plan.String() != want {
+		t.Fatalf("plan consumers:\n%s\nwant:\n%s", plan.String(), want)
+	}
+	var status strings.Builder
+	printStatus(&status, rep)
+	if !strings.Contains(status.String(), "[1 of 2 readers not on the latest version]") || strings.Count(status.String(), "readers not on") != 1 {
+		t.Fatalf("status:\n%s", status.String())
 	}
 }
