@@ -24,7 +24,7 @@ const (
 	EnvNearExpiryDays   = "KVROTATOR_NEAR_EXPIRY_DAYS"       // Key Vault's SecretNearExpiry lead time (30)
 	EnvValidityDays     = "KVROTATOR_DEFAULT_VALIDITY_DAYS"  // validity of new versions without ValidityPeriodDays (90)
 	EnvGraceHours       = "KVROTATOR_GRACE_HOURS"            // default grace before revoking a replaced credential (24)
-	EnvSweepConcurrency = "KVROTATOR_SWEEP_CONCURRENCY"      // rotations a sweep runs at once (8)
+	EnvSweepConcurrency = "KVROTATOR_SWEEP_CONCURRENCY"      // rotations a sweep runs at once per vault (8)
 	EnvLogLevel         = "KVROTATOR_LOG_LEVEL"              // debug, info, warn, error (info)
 	EnvSweepSchedule    = "KVROTATOR_SWEEP_SCHEDULE"         // NCRONTAB of ScheduledSweep (read by the host via function.json)
 	EnvVerifyTimeout    = "KVROTATOR_VERIFY_TIMEOUT_SECONDS" // how long a new credential may take to start working (120)

@@ -311,3 +311,53 @@ func TestShortProviderLifetimeIsRefused(t *testing.T) {
 		t.Fatalf("versions %d, live %v", len(f.vault.Versions("s")), f.prov.live())
 	}
 }
+
+// blockingVault holds every Set until gate is closed: a vault that is throttled or slow.
+type blockingVault struct {
+	*rotationtest.MemVault
+	gate chan struct{}
+}
+
+func (b blockingVault) Set(ctx context.Context, name string, nv rotation.NewVersion) (rotation.SecretProperties, error) {
+	select {
+	case <-b.gate:
+	case <-ctx.Done():
+		return rotation.SecretProperties{}, ctx.Err()
+	}
+	return b.MemVault.Set(ctx, name, nv)
+}
+
+// TestVaultsAreSweptInParallel: while one vault's writes are held (throttled), another vault's due
+// secret is rotated in the same sweep.
+func TestVaultsAreSweptInParallel(t *testing.T) {
+	slow := blockingVault{MemVault: rotationtest.NewMemVault("slow-vault"), gate: make(chan struct{})}
+	fast := rotationtest.NewMemVault("fast-vault")
+	prov := newCountingProvider(providers.ShapeGenerated)
+	eng, err := rotation.New(rotation.Config{Vaults: []rotation.Vault{slow, fast}, Concurrency: 1,
+		Providers: func(name string) (providers.Provider, bool) { return prov, name == "test" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(5 * day)
+	slow.Put("s", "initial", managedTags(), &exp)
+	fast.Put("s", "initial", managedTags(), &exp)
+	done := make(chan rotation.SweepReport, 1)
+	go func() { done <- eng.Sweep(context.Background(), rotation.TriggerTimer, false) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(fast.Versions("s")) != 2 {
+		if time.Now().After(deadline) {
+			close(slow.gate)
+			t.Fatal("the fast vault waited for the slow one")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := len(slow.Versions("s")); n != 1 {
+		t.Fatalf("the held vault has %d versions", n)
+	}
+	close(slow.gate)
+	rep := <-done
+	if len(rep.Outcomes) != 2 || rep.Outcomes[0].Kind != rotation.KindRotated || rep.Outcomes[1].Kind != rotation.KindRotated ||
+		rep.Outcomes[0].Vault != "fast-vault" || rep.Scanned != 2 {
+		t.Fatalf("%+v", rep)
+	}
+}

@@ -37,7 +37,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Defaults for policies: validity 90 days, grace 24 h, near-expiry lead 30 days.
 	Defaults Defaults
-	// Concurrency bounds the rotations a sweep runs at once (default 8).
+	// Concurrency bounds the rotations a sweep runs at once in each vault (default 8); vaults are swept
+	// in parallel.
 	Concurrency int
 	// VerifyTimeout bounds the retries of a provider's Verify through propagation delays (default 2 min);
 	// VerifyBackoff is the first retry delay (default 1 s, doubling, with jitter).

@@ -14,20 +14,42 @@ import (
 
 // Sweep lists every configured vault (one list page per 25 secrets, no per-secret GET for secrets that
 // are not due), rotates the managed secrets that are due or expired, finishes revocations whose grace
-// period is over, and reports overdue secrets. Rotations run concurrently up to Config.Concurrency.
-// With dryRun it only plans.
+// period is over, and reports overdue secrets. Vaults are swept in parallel, each with its own
+// Config.Concurrency rotations at once: Key Vault's limits are per vault, so N vaults take about as
+// long as the busiest one, and a throttled vault (429 with Retry-After, honoured by the SDK's retries)
+// slows no other. With dryRun it only plans.
 func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepReport {
 	var (
 		mu     sync.Mutex
 		report SweepReport
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, e.cfg.Concurrency)
+		vaults sync.WaitGroup
 	)
 	add := func(o Outcome) {
 		mu.Lock()
 		report.Outcomes = append(report.Outcomes, o)
 		mu.Unlock()
 	}
+	for _, name := range e.order {
+		v := e.vaults[strings.ToLower(name)]
+		vaults.Go(func() { e.sweepVault(ctx, v, trigger, dryRun, &mu, &report, add) })
+	}
+	vaults.Wait()
+	sort.SliceStable(report.Outcomes, func(i, j int) bool {
+		a, b := report.Outcomes[i], report.Outcomes[j]
+		if a.Vault != b.Vault {
+			return a.Vault < b.Vault
+		}
+		return a.Secret < b.Secret
+	})
+	return report
+}
+
+// sweepVault is one vault's part of a sweep, with its own bound on concurrent rotations.
+func (e *Engine) sweepVault(ctx context.Context, v Vault, trigger Trigger, dryRun bool, mu *sync.Mutex, report *SweepReport, add func(Outcome)) {
+	var (
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, e.cfg.Concurrency)
+	)
 	run := func(f func()) {
 		select {
 		case sem <- struct{}{}:
@@ -41,8 +63,7 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 			f()
 		}()
 	}
-	for _, name := range e.order {
-		v := e.vaults[strings.ToLower(name)]
+	{
 		states, err := e.cfg.Journal.List(ctx, v.Name())
 		if err != nil {
 			// Due secrets still rotate (each re-reads its state under its lock); what only the journal
@@ -124,14 +145,6 @@ func (e *Engine) Sweep(ctx context.Context, trigger Trigger, dryRun bool) SweepR
 		}
 	}
 	wg.Wait()
-	sort.SliceStable(report.Outcomes, func(i, j int) bool {
-		a, b := report.Outcomes[i], report.Outcomes[j]
-		if a.Vault != b.Vault {
-			return a.Vault < b.Vault
-		}
-		return a.Secret < b.Secret
-	})
-	return report
 }
 
 // unrecorded reports whether a listed latest version (no version id) looks like one an interrupted run

@@ -106,6 +106,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code >= 0 {
 		return code
 	}
+	defer a.close()
 	if len(rest) > 0 {
 		fmt.Fprintf(stderr, "kvrotator status: unexpected argument %q\n", rest[0])
 		return exitUsage
@@ -221,6 +222,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
+	defer a.close()
 	if len(rest) > 0 {
 		fmt.Fprintf(stderr, "kvrotator plan: unexpected argument %q\n", rest[0])
 		return exitUsage
@@ -278,6 +280,7 @@ func runRotate(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code >= 0 {
 		return code
 	}
+	defer a.close()
 	if len(rest) != 2 {
 		fmt.Fprintln(stderr, "kvrotator rotate: want VAULT SECRET (flags before them)")
 		return exitUsage
@@ -328,6 +331,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code >= 0 {
 		return code
 	}
+	defer a.close()
 	if len(rest) > 0 {
 		fmt.Fprintf(stderr, "kvrotator sweep: unexpected argument %q\n", rest[0])
 		return exitUsage

@@ -9,12 +9,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/monitor/query/azlogs"
 	"github.com/kvrotator/kvrotator/bindings"
 	"github.com/kvrotator/kvrotator/config"
 	"github.com/kvrotator/kvrotator/consumers"
+	"github.com/kvrotator/kvrotator/events"
 	"github.com/kvrotator/kvrotator/handler"
 	"github.com/kvrotator/kvrotator/journal"
 	"github.com/kvrotator/kvrotator/keyvault"
@@ -38,6 +40,20 @@ type app struct {
 	logger   *slog.Logger
 	credDesc string
 	progress *progressPublisher // the operator commands' progress lines
+	// buffered publishes outcome events in the background; close drains it.
+	buffered *events.Buffered
+}
+
+// close drains the outcome events still queued (at most 15 s), logging what is left.
+func (a *app) close() {
+	if a.buffered == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := a.buffered.Close(ctx); err != nil {
+		a.logger.Warn("shutting down with outcome events unpublished", "error", err.Error())
+	}
 }
 
 // newApp builds everything from the environment without any network call: credentials fetch their
@@ -95,6 +111,7 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	case jour == nil:
 		logger.Warn("no journal: neither AzureWebJobsStorage nor " + config.EnvJournalDir + " is set, so pending revocations and interrupted rotations are kept in memory only and lost when the process ends")
 	}
+	var buffered *events.Buffered
 	progress := &progressPublisher{}
 	pubs := publishers{progress}
 	if s.EventTopic != "" {
@@ -102,7 +119,8 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		if err != nil {
 			return nil, err
 		}
-		pubs = append(pubs, tp)
+		buffered = events.NewBuffered(tp, events.DefaultBuffer, logger)
+		pubs = append(pubs, buffered)
 	}
 	var usage rotation.Usage
 	if s.LogWorkspace != "" {
@@ -151,7 +169,7 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	if err != nil {
 		return nil, err
 	}
-	return &app{settings: s, engine: eng, logger: logger, credDesc: desc, progress: progress}, nil
+	return &app{settings: s, engine: eng, logger: logger, credDesc: desc, progress: progress, buffered: buffered}, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -184,6 +202,7 @@ Logs are JSON lines on stdout.
 	}
 	a.logger.Info("kvrotator handler starting", "addr", addr, "vaults", a.engine.Vaults(), "credential", a.credDesc, "version", version)
 	h := handler.New(handler.Options{Rotator: a.engine, Logger: a.logger})
+	defer a.close()
 	if err := handler.Serve(ctx, addr, h); err != nil {
 		fmt.Fprintf(stderr, "kvrotator serve: %v\n", err)
 		return 1
