@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -19,7 +20,7 @@ import (
 	"github.com/robfig/cron/v3"
 )
 
-// The alert rules read kvrotator's own log lines in Application Insights: the Functions
+// The alert rules and the workbook read kvrotator's own log lines in Application Insights: the Functions
 // host logs each line a custom handler writes to stdout or stderr, unchanged, as a trace (category
 // Host.Function.Console), so `traces | extend d = parse_json(message)` gives the JSON object slog wrote.
 // The checks below read the field names and message texts from the Go source that writes the lines
@@ -33,9 +34,11 @@ import (
 //     2024-01-01-preview and 2025-01-01-preview are previews.
 //   - Microsoft.Insights/actionGroups 2023-01-01: the newest version in the template reference change log
 //     that is not a preview (2023-09-01-preview, 2024-10-01-preview are).
+//   - Microsoft.Insights/workbooks 2023-06-01: the newest version in the template reference change log.
 var monitoringAPIVersions = map[string]string{
 	"Microsoft.Insights/scheduledQueryRules": "2023-12-01",
 	"Microsoft.Insights/actionGroups":        "2023-01-01",
+	"Microsoft.Insights/workbooks":           "2023-06-01",
 }
 
 const alertsCondition = "[variables('alertsEnabled')]"
@@ -440,8 +443,8 @@ func TestLogSchemaReadsTheHandler(t *testing.T) {
 	}
 }
 
-// alertResources returns the action group and the alert rules by name suffix.
-func alertResources(t *testing.T, tp template) (object, map[string]object) {
+// alertResources returns the action group, the alert rules by name suffix and the workbook.
+func alertResources(t *testing.T, tp template) (object, map[string]object, object) {
 	t.Helper()
 	rules := map[string]object{}
 	for _, r := range tp.byType("Microsoft.Insights/scheduledQueryRules") {
@@ -451,7 +454,7 @@ func alertResources(t *testing.T, tp template) (object, map[string]object) {
 		}
 		rules[m[1]] = r
 	}
-	return tp.one(t, "Microsoft.Insights/actionGroups"), rules
+	return tp.one(t, "Microsoft.Insights/actionGroups"), rules, tp.one(t, "Microsoft.Insights/workbooks")
 }
 
 func TestAlertsExistOnlyWithEmailAddresses(t *testing.T) {
@@ -485,15 +488,15 @@ func TestAlertsExistOnlyWithEmailAddresses(t *testing.T) {
 			t.Errorf("%s %v is created only with alerts", r["type"], r["name"])
 		}
 	}
-	if n < 6 {
-		t.Errorf("want an action group and the alert rules, got %d resources", n)
+	if n < 7 {
+		t.Errorf("want an action group, the alert rules and a workbook, got %d resources", n)
 	}
 
 }
 
 func TestActionGroupEmailsTheParameter(t *testing.T) {
 	tp := loadTemplate(t)
-	ag, _ := alertResources(t, tp)
+	ag, _, _ := alertResources(t, tp)
 	if ag["location"] != "Global" || ag["name"] != "[variables('actionGroupName')]" {
 		t.Errorf("action group location %v, name %v", ag["location"], ag["name"])
 	}
@@ -521,7 +524,7 @@ func TestAlertRulesQueryWhatKvrotatorLogs(t *testing.T) {
 	tp := loadTemplate(t)
 	schema := readLogSchema(t)
 	values := outcomeValues(t)
-	_, rules := alertResources(t, tp)
+	_, rules, _ := alertResources(t, tp)
 	if tp.variables["appInsightsId"] != "[resourceId('Microsoft.Insights/components', variables('appInsightsName'))]" {
 		t.Errorf("appInsightsId = %v", tp.variables["appInsightsId"])
 	}
@@ -717,6 +720,93 @@ func TestSweepMissingWindowExceedsTheSchedule(t *testing.T) {
 	check("parameters example", schedule, hours)
 	if v, ok := ex.Parameters["alertEmails"]; !ok || len(v.Value.([]any)) == 0 {
 		t.Errorf("the parameters example should show alertEmails")
+	}
+}
+
+func TestWorkbookChartsWhatKvrotatorLogs(t *testing.T) {
+	tp := loadTemplate(t)
+	schema := readLogSchema(t)
+	values := outcomeValues(t)
+	_, _, wb := alertResources(t, tp)
+	if wb["kind"] != "shared" || wb["name"] != "[guid(resourceGroup().id, parameters('appName'), 'kvrotator-workbook')]" || wb["location"] != "[parameters('location')]" {
+		t.Errorf("workbook kind %v, name %v (must be a GUID), location %v", wb["kind"], wb["name"], wb["location"])
+	}
+	props := asObject(t, wb["properties"], "workbook properties")
+	for k, v := range map[string]string{
+		"category":       "workbook",
+		"version":        "Notebook/1.0",
+		"sourceId":       "[toLower(variables('appInsightsId'))]",
+		"serializedData": "[string(variables('kvrotatorWorkbook'))]",
+	} {
+		if props[k] != v {
+			t.Errorf("workbook %s = %v, want %s", k, props[k], v)
+		}
+	}
+	// serializedData is the variable, serialized by string(): valid JSON by construction; check it
+	// round-trips and has a workbook's shape.
+	b, err := json.Marshal(tp.variables["kvrotatorWorkbook"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var content struct {
+		Version string `json:"version"`
+		Items   []struct {
+			Type    int            `json:"type"`
+			Name    string         `json:"name"`
+			Content map[string]any `json:"content"`
+		} `json:"items"`
+		FallbackResourceIDs []string `json:"fallbackResourceIds"`
+	}
+	if err := json.Unmarshal(b, &content); err != nil {
+		t.Fatalf("workbook content: %v", err)
+	}
+	if content.Version != "Notebook/1.0" || len(content.Items) == 0 || !slices.Equal(content.FallbackResourceIDs, []string{"[variables('appInsightsId')]"}) {
+		t.Errorf("workbook: version %q, %d items, fallbackResourceIds %v", content.Version, len(content.Items), content.FallbackResourceIDs)
+	}
+	// ARM evaluates every string of the variable that looks like an expression: only the component's id.
+	allStrings(tp.variables["kvrotatorWorkbook"], "$.variables.kvrotatorWorkbook", func(path, s string) {
+		if isExpr(s) && s != "[variables('appInsightsId')]" {
+			t.Errorf("%s: %q would be evaluated by ARM", path, s)
+		}
+	})
+	names := map[string]bool{}
+	var charts []string
+	for _, it := range content.Items {
+		if names[it.Name] {
+			t.Errorf("workbook item name %q repeated", it.Name)
+		}
+		names[it.Name] = true
+		if it.Type != 3 {
+			continue
+		}
+		c := it.Content
+		q, _ := c["query"].(string)
+		for _, prob := range kqlProblems(q, schema, values) {
+			t.Errorf("workbook item %s: query %s\n%s", it.Name, prob, q)
+		}
+		if c["version"] != "KqlItem/1.0" || c["queryType"] != float64(0) || c["resourceType"] != "microsoft.insights/components" ||
+			fmt.Sprint(c["crossComponentResources"]) != "[[variables('appInsightsId')]]" || c["timeContextFromParameter"] != "TimeRange" {
+			t.Errorf("workbook item %s: %v", it.Name, c)
+		}
+		charts = append(charts, fmt.Sprintf("%v %s", c["visualization"], q))
+	}
+	// Over time: rotations (every outcome), failures, overdue secrets; and by vault and provider.
+	for what, re := range map[string]string{
+		"outcomes over time":        `(?s)^timechart .*by outcome = tostring\(d\.outcome\), bin\(timestamp`,
+		"failures over time":        `(?s)^(timechart|barchart) .*tostring\(d\.outcome\) == "failed".*bin\(timestamp`,
+		"overdue over time":         `(?s)^(timechart|barchart) .*tostring\(d\.outcome\) == "overdue".*bin\(timestamp`,
+		"by vault and provider":     `(?s)by vault = tostring\(d\.vault\), provider = tostring\(d\.provider\)`,
+		"rotations by vault":        `(?s)tostring\(d\.outcome\) == "rotated".*by vault`,
+		"the sweeps":                `(?s)tostring\(d\.msg\) == "sweep finished"`,
+		"latest failure per secret": `(?s)arg_max\(timestamp, \*\) by vault = tostring\(d\.vault\), secret = tostring\(d\.secret\)`,
+	} {
+		found := false
+		for _, c := range charts {
+			found = found || regexp.MustCompile(re).MatchString(c)
+		}
+		if !found {
+			t.Errorf("workbook: no chart of %s", what)
+		}
 	}
 }
 
