@@ -482,7 +482,8 @@ func TestAlertsExistOnlyWithEmailAddresses(t *testing.T) {
 			}
 		}
 	}
-	// Nothing else is conditional on the alerts.
+	// Nothing else depends on the alerts, and nothing else is conditional on them except the sampling
+	// override below.
 	for _, r := range tp.resources {
 		if _, monitoring := monitoringAPIVersions[r["type"].(string)]; !monitoring && r["condition"] == alertsCondition {
 			t.Errorf("%s %v is created only with alerts", r["type"], r["name"])
@@ -492,6 +493,36 @@ func TestAlertsExistOnlyWithEmailAddresses(t *testing.T) {
 		t.Errorf("want an action group, the alert rules and a workbook, got %d resources", n)
 	}
 
+	// Adaptive sampling would drop trace lines under load (host.json samples everything but requests
+	// and exceptions); a dropped "failed" line is a missed alert. With alerts on, traces are kept.
+	if !strings.Contains(tp.siteSettingsExpr(t), "if(variables('alertsEnabled'), variables('appSettingsAlerts'), createArray())") {
+		t.Errorf("the site's app settings do not include appSettingsAlerts under alertsEnabled")
+	}
+	var host struct {
+		Logging struct {
+			ApplicationInsights struct {
+				SamplingSettings struct {
+					IsEnabled     bool   `json:"isEnabled"`
+					ExcludedTypes string `json:"excludedTypes"`
+				} `json:"samplingSettings"`
+			} `json:"applicationInsights"`
+		} `json:"logging"`
+	}
+	readJSON(t, "../host.json", &host)
+	s := tp.settings(t, "appSettingsAlerts")
+	const key = "AzureFunctionsJobHost__logging__applicationInsights__samplingSettings__excludedTypes"
+	if len(s) != 1 || s[key] == "" {
+		t.Fatalf("appSettingsAlerts = %v, want only %s", s, key)
+	}
+	got := strings.Split(s[key], ";")
+	for _, typ := range strings.Split(host.Logging.ApplicationInsights.SamplingSettings.ExcludedTypes, ";") {
+		if typ != "" && !slices.Contains(got, typ) {
+			t.Errorf("%s = %q drops %s, which host.json excludes from sampling", key, s[key], typ)
+		}
+	}
+	if !slices.Contains(got, "Trace") {
+		t.Errorf("%s = %q: traces must not be sampled", key, s[key])
+	}
 }
 
 func TestActionGroupEmailsTheParameter(t *testing.T) {
