@@ -29,6 +29,7 @@ import (
 	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/providers/webhook"
 	"github.com/kvrotator/kvrotator/rotation"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // The Resource Manager API versions of the calls.
@@ -225,10 +226,7 @@ func classify(op string, err error) error {
 	err = fmt.Errorf("%s: %w", op, err)
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
-		if re.StatusCode == http.StatusRequestTimeout || re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500 {
-			return err
-		}
-		return providers.Permanent(err)
+		return vocab.ByStatus(re.StatusCode, err)
 	}
 	return err
 }
@@ -275,10 +273,8 @@ func (r *Refresher) webhook(ctx context.Context, c rotation.Consumer, info rotat
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return fmt.Errorf("webhook consumer %s answered %s", c.URL, resp.Status)
 	}
-	return providers.Permanent(fmt.Errorf("webhook consumer %s answered %s", c.URL, resp.Status))
+	return vocab.ByStatus(resp.StatusCode, fmt.Errorf("webhook consumer %s answered %s", c.URL, resp.Status))
 }
 
 // redactURLError keeps the operation and the cause of a transport error without repeating the URL.

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/azeventgrid"
 	"github.com/google/uuid"
 	"github.com/kvrotator/kvrotator/rotation"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // Event types of the published outcome events, one per rotation.Kind.
@@ -407,8 +407,7 @@ func (p *Publisher) sender(id, typ, path string, now time.Time, data json.RawMes
 func retryable(err error) bool {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
-		s := re.StatusCode
-		return s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500
+		return vocab.TransientStatus(re.StatusCode)
 	}
 	var nr interface{ NonRetriable() }
 	return !errors.As(err, &nr)

@@ -20,6 +20,26 @@
 // pings it later, so it does no work. Structured logs (log/slog) go to Options.Logger, one line per
 // outcome with stable keys; a compact human line per outcome goes into the envelope's Logs, which the
 // host correlates with the invocation. Request bodies are never logged.
+//
+// # Adding a trigger
+//
+//  1. The function folder at the repository root: <Name>/function.json with the trigger binding (and,
+//     for HTTP, the "res" output binding); the Functions host routes its invocations to POST /<Name>.
+//     Add the folder to the expected bindings in cmd/kvrotator/functionapp_test.go, which checks every
+//     folder against what the handler serves, and to scripts/zipapp's package (it packs every folder
+//     with a function.json).
+//  2. Here: a const fn<Name> = "<Name>" and a method func (h *handler) <name>(inv *invocation, r
+//     *http.Request) reply, registered in New's h.functions map. Read the trigger's data with
+//     h.readData(r, "<binding name>") (size-checked; malformed input is a reply, never a panic), do the
+//     work through the Rotator (add a method to the Rotator interface if the engine must do something
+//     new), report each outcome with inv.outcome (structured log line with the stable keys the alert
+//     rules read, plus the human line in Logs), and choose the status: non-2xx only when the host
+//     should retry (see above).
+//  3. Tests beside the others (handler_test.go's rig invokes a function with a fixture envelope; add
+//     fixtures under testdata/) and an end-to-end test through the built binary in cmd/kvrotator
+//     (internal/hostsim drives the binary as the host does).
+//  4. Document it in README.md ("How it works", and the trigger table) and, if it is HTTP, its key and
+//     authLevel in the Security model.
 package handler
 
 import (

@@ -22,11 +22,13 @@
 // The message never contains a response body or a secret value; the SDK's error stays reachable
 // through errors.As (for *azcore.ResponseError) and Unwrap. Failures are classified for the engine:
 //
-//   - 404 (SecretNotFound) matches rotation.ErrNotFound with errors.Is (and is permanent);
-//   - 408, 429, 5xx, transport failures and cancelled contexts are transient (returned unwrapped);
+//   - 404 (SecretNotFound) matches rotation.ErrNotFound with errors.Is (and is permanent); 403
+//     SecretDisabled matches rotation.ErrDisabled;
+//   - 408, 429, 5xx (vocab.TransientStatus, the one rule), transport failures and cancelled contexts
+//     are transient (returned unwrapped);
 //   - every other HTTP status (400, 401, 403, 409, …), authentication refusals by the identity
 //     endpoint (4xx), missing credentials and client misconfiguration (a challenge resource that
-//     does not match the vault) are providers.Permanent.
+//     does not match the vault) are vocab.Permanent.
 //
 // # Credentials
 //

@@ -14,8 +14,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
-	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/rotation"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // Error is a failed vault operation. Its message names the operation, vault, secret (and version),
@@ -72,12 +72,12 @@ func (e *Error) Is(target error) bool {
 }
 
 // wrap turns an SDK error into an *Error and classifies it: permanent errors are wrapped with
-// providers.Permanent, transient ones are returned as the bare *Error.
+// vocab.Permanent, transient ones are returned as the bare *Error.
 func (v *Vault) wrap(op, secret, version string, err error) error {
 	e := &Error{Op: op, Vault: v.name, Secret: secret, Version: version, Err: err}
 	permanent := classify(e, err)
 	if permanent {
-		return providers.Permanent(e)
+		return vocab.Permanent(e)
 	}
 	return e
 }
@@ -135,10 +135,8 @@ func classify(e *Error, err error) (permanent bool) {
 	}
 }
 
-// transientStatus reports whether an HTTP status is worth retrying later: 408, 429 and 5xx.
-func transientStatus(status int) bool {
-	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
-}
+// transientStatus is vocab's one rule: 408, 429 and 5xx are worth retrying.
+func transientStatus(status int) bool { return vocab.TransientStatus(status) }
 
 // statusText formats "403 Forbidden (ForbiddenByRbac)".
 func statusText(status int, code string) string {

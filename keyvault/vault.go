@@ -17,8 +17,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
-	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/rotation"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // Options configure a Vault. The zero value (or nil) uses the SDK's defaults.
@@ -42,17 +42,14 @@ type Vault struct {
 
 var _ rotation.Vault = (*Vault)(nil)
 
-// vaultNameRE is Key Vault's naming rule (plus: no "--", checked separately): 3–24 characters,
-// letters, digits and hyphens, starting with a letter and ending with a letter or digit.
-
 // ValidVaultName reports whether name follows Key Vault's rule for vault names: 3–24 characters,
 // letters, digits and hyphens, starting with a letter, ending with a letter or digit, no "--".
 func ValidVaultName(name string) bool {
 	return kvnames.Vault(name)
 }
 
-// secretNameRE is Key Vault's rule for secret names; versionRE accepts the service's 32-hex-digit
-// version ids (and anything else alphanumeric, so that only path-breaking input is refused).
+// versionRE accepts the service's 32-hex-digit version ids (and anything else alphanumeric, so that
+// only path-breaking input is refused); names are checked by internal/kvnames.
 var (
 	versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-zA-Z]{1,64}$`) })
 )
@@ -169,7 +166,7 @@ func (v *Vault) Get(ctx context.Context, name, version string) (rotation.Secret,
 	props := v.properties(name, s.ID, s.Attributes, s.ContentType, s.Tags)
 	out := rotation.Secret{SecretProperties: props}
 	if s.Value != nil {
-		out.Value = providers.NewValue(*s.Value)
+		out.Value = vocab.NewValue(*s.Value)
 	}
 	return out, nil
 }
@@ -255,7 +252,7 @@ func (v *Vault) UpdateTags(ctx context.Context, name, version string, tags map[s
 func (v *Vault) Disable(ctx context.Context, name, version string) error {
 	const op = "disable secret"
 	if version == "" {
-		return providers.Permanent(&Error{Op: op, Vault: v.name, Secret: name, detail: "a version is required: the latest version is never disabled"})
+		return vocab.Permanent(&Error{Op: op, Vault: v.name, Secret: name, detail: "a version is required: the latest version is never disabled"})
 	}
 	if err := v.checkNames(op, name, version); err != nil {
 		return err
@@ -280,7 +277,7 @@ func (v *Vault) checkNames(op, name, version string) error {
 	default:
 		return nil
 	}
-	return providers.Permanent(&Error{Op: op, Vault: v.name, Secret: name, Version: version, detail: reason})
+	return vocab.Permanent(&Error{Op: op, Vault: v.name, Secret: name, Version: version, detail: reason})
 }
 
 // properties maps the SDK's secret metadata to rotation.SecretProperties. fallbackName is used when

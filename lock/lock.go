@@ -41,6 +41,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/kvrotator/kvrotator/rotation"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // Defaults and limits of Options.
@@ -185,7 +186,8 @@ func BlobName(key string) (string, error) {
 // called or the lease is lost.
 //
 // When another holder has the lease, the error wraps rotation.ErrBusy (errors.Is): answer busy, a
-// transient failure. Any other error is transient too (storage unreachable, throttled, …), except an
+// transient failure. Storage unreachable, throttled or failing (408, 429, 5xx, no answer) is transient
+// too; any other answer (403: the identity lacks its role) is permanent (vocab.Permanent), as is an
 // invalid key.
 //
 // The returned context derives from ctx. It is cancelled with a cause wrapping ErrLeaseLost when the
@@ -217,7 +219,7 @@ func (l *BlobLocker) Lock(ctx context.Context, key string) (context.Context, fun
 	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
 		// First lock of this secret (or of this account): create what is missing, then try again.
 		if err := l.ensureBlob(ctx, bb); err != nil {
-			return nil, nil, fmt.Errorf("create lock blob %s: %w", path, err)
+			return nil, nil, classify(fmt.Errorf("create lock blob %s: %w", path, err))
 		}
 		sent = time.Now()
 		_, err = lc.AcquireLease(ctx, secs, nil)
@@ -234,7 +236,7 @@ func (l *BlobLocker) Lock(ctx context.Context, key string) (context.Context, fun
 			_, _ = lc.ReleaseLease(rctx, nil)
 			cancel()
 		}
-		return nil, nil, fmt.Errorf("acquire lease on blob %s: %w", path, brief(err))
+		return nil, nil, classify(fmt.Errorf("acquire lease on blob %s: %w", path, brief(err)))
 	}
 
 	held, cancel := context.WithCancelCause(ctx)
@@ -252,6 +254,18 @@ func (l *BlobLocker) Lock(ctx context.Context, key string) (context.Context, fun
 	}
 	go h.renew(sent)
 	return held, h.unlock, nil
+}
+
+// classify marks a storage failure permanent unless its status is transient (vocab.TransientStatus): a
+// 403 (the identity lacks Storage Blob Data Owner/Contributor) or 404 is an operator's to fix, and an
+// Event Grid delivery that failed on it must be acknowledged, not redelivered for a day. No answer at
+// all (timeout, connection lost) stays transient.
+func classify(err error) error {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return vocab.ByStatus(re.StatusCode, err)
+	}
+	return err
 }
 
 // ensureBlob creates the empty lock blob, and its container if that is missing. An existing blob is

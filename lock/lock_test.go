@@ -2,11 +2,13 @@ package lock_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 	"github.com/kvrotator/kvrotator/internal/azuritetest"
 	"github.com/kvrotator/kvrotator/lock"
 	"github.com/kvrotator/kvrotator/rotation"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // fixture is one Azurite shared by the subtests of a top-level test; every subtest uses its own
@@ -624,4 +627,27 @@ func (f *fakeTransport) Do(req *http.Request) (*http.Response, error) {
 	h.Set("Content-Type", "application/xml")
 	return &http.Response{StatusCode: http.StatusConflict, Status: "409 Conflict", Header: h,
 		Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil
+}
+
+// TestForbiddenIsPermanentBusyIsTransient: storage refusing kvrotator's identity (403: a wrong key
+// here, a missing role in Azure) is permanent — acknowledged and reported, never redelivered for a
+// day — while a lease another instance holds is transient (busy).
+func TestForbiddenIsPermanentBusyIsTransient(t *testing.T) {
+	f := newFixture(t)
+	l := f.locker(t, lock.Options{})
+	mustLock(t, l, "kv/held")
+	_, _, err := l.Lock(context.Background(), "kv/held")
+	if !errors.Is(err, rotation.ErrBusy) || vocab.IsPermanent(err) {
+		t.Fatalf("busy: %v (permanent %v)", err, vocab.IsPermanent(err))
+	}
+	wrong := regexp.MustCompile(`AccountKey=[^;]+`).ReplaceAllString(f.cs, "AccountKey="+base64.StdEncoding.EncodeToString([]byte("not-the-account-key-0123456789ab")))
+	client, err := azblob.NewClientFromConnectionString(wrong, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := lock.NewBlobLocker(client, lock.Options{Container: "locks-denied", Logger: testLogger(t)})
+	_, _, err = denied.Lock(context.Background(), "kv/secret")
+	if err == nil || !vocab.IsPermanent(err) || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("forbidden: %v (permanent %v), want a permanent 403", err, vocab.IsPermanent(err))
+	}
 }

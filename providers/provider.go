@@ -21,44 +21,19 @@ package providers
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
-// Value is a credential value. It prints as [redacted] in logs, errors, %v and JSON; Reveal returns the
-// real value for the one place that must send it (the vault write, the provider call).
-type Value struct{ v string }
+// Value is a credential value (vocab.Value): it prints as [redacted] in logs, errors, %v and JSON.
+type Value = vocab.Value
 
 // NewValue wraps s.
-func NewValue(s string) Value { return Value{v: s} }
-
-// Reveal returns the value itself.
-func (v Value) Reveal() string { return v.v }
-
-// IsZero reports whether the value is empty.
-func (v Value) IsZero() bool { return v.v == "" }
-
-// Len is the value's length in bytes (safe to log).
-func (v Value) Len() int { return len(v.v) }
-
-const redacted = "[redacted]"
-
-// String implements fmt.Stringer with a redaction.
-func (v Value) String() string { return redacted }
-
-// GoString implements fmt.GoStringer with a redaction.
-func (v Value) GoString() string { return redacted }
-
-// LogValue implements slog.LogValuer with a redaction.
-func (v Value) LogValue() slog.Value { return slog.StringValue(redacted) }
-
-// MarshalJSON writes the redaction, never the value.
-func (v Value) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+func NewValue(s string) Value { return vocab.NewValue(s) }
 
 // Shape is the kind of credential a provider manages; the engine uses it to decide about revocation.
 type Shape string
@@ -247,46 +222,24 @@ type Reference struct {
 // String is "kind value".
 func (r Reference) String() string { return string(r.Kind) + " " + strconv.Quote(r.Value) }
 
-// ConfigError is a bad or missing tag: a permanent failure, reported and not retried.
-type ConfigError struct {
-	Tag    string
-	Value  string // the tag's value (tags hold configuration, never credentials)
-	Reason string
-}
-
-func (e *ConfigError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("tag %s: %s", e.Tag, e.Reason)
-	}
-	return fmt.Sprintf("tag %s=%q: %s", e.Tag, e.Value, e.Reason)
-}
+// ConfigError is a bad or missing tag: a permanent failure, reported and not retried (vocab.ConfigError).
+type ConfigError = vocab.ConfigError
 
 // ConfigErrorf builds a ConfigError.
 func ConfigErrorf(tag, value, format string, args ...any) *ConfigError {
-	return &ConfigError{Tag: tag, Value: value, Reason: fmt.Sprintf(format, args...)}
+	return vocab.ConfigErrorf(tag, value, format, args...)
 }
 
 // PermanentError marks a provider failure that retrying cannot fix (forbidden, rejected, not found).
-// Errors not marked permanent are treated as transient.
-type PermanentError struct{ Err error }
-
-func (e *PermanentError) Error() string { return e.Err.Error() }
-func (e *PermanentError) Unwrap() error { return e.Err }
+// Errors not marked permanent are treated as transient; an error that knows when to try again
+// implements vocab.RetryAfterer (the retry contract, see package vocab).
+type PermanentError = vocab.PermanentError
 
 // Permanent wraps err as a PermanentError (nil stays nil).
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &PermanentError{Err: err}
-}
+func Permanent(err error) error { return vocab.Permanent(err) }
 
 // IsPermanent reports whether err is a ConfigError or a PermanentError.
-func IsPermanent(err error) bool {
-	var ce *ConfigError
-	var pe *PermanentError
-	return errors.As(err, &ce) || errors.As(err, &pe)
-}
+func IsPermanent(err error) bool { return vocab.IsPermanent(err) }
 
 // CheckTags reports the provider-specific tags (those starting with prefix, e.g. "random-") that are
 // not among known, and known tags set more than once in different letter case (which value wins would
@@ -330,12 +283,4 @@ func containsFold(list []string, s string) bool {
 
 // JoinErrors returns nil for no errors, the error itself for one (so that errors.As and messages stay
 // simple), and errors.Join for several: how Validate reports every tag problem at once.
-func JoinErrors(errs []error) error {
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	}
-	return errors.Join(errs...)
-}
+func JoinErrors(errs []error) error { return vocab.JoinErrors(errs) }

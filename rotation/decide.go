@@ -21,7 +21,7 @@ const (
 
 // Decision is the one answer to "what happens next to this secret, and why", given its latest
 // version's properties, its policy, kvrotator's state and a time. The sweep, status, plan, the dry
-// run, events and the HTTP trigger all ask Decide, so they cannot disagree.
+// run, events and the HTTP trigger all ask Engine.decide, so they cannot disagree.
 type Decision struct {
 	Action Action
 	Reason string
@@ -41,7 +41,7 @@ type Decision struct {
 	NextWindow *time.Time
 }
 
-// decideInput is what Decide looks at.
+// decideInput is what Engine.decide looks at.
 type decideInput struct {
 	p      SecretProperties // the latest version (Version may be empty: list pages carry none)
 	pol    Policy

@@ -3,6 +3,7 @@ package rotation_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -359,5 +360,31 @@ func TestVaultsAreSweptInParallel(t *testing.T) {
 	if len(rep.Outcomes) != 2 || rep.Outcomes[0].Kind != rotation.KindRotated || rep.Outcomes[1].Kind != rotation.KindRotated ||
 		rep.Outcomes[0].Vault != "fast-vault" || rep.Scanned != 2 {
 		t.Fatalf("%+v", rep)
+	}
+}
+
+// failingLocker refuses every lock with err.
+type failingLocker struct{ err error }
+
+func (l failingLocker) Lock(context.Context, string) (context.Context, func(), error) {
+	return nil, nil, l.err
+}
+
+// TestLockFailuresAreClassifiedOnce: busy is transient (the trigger comes back), a lock the identity
+// may not take is permanent (acknowledged and reported), through the one classification.
+func TestLockFailuresAreClassifiedOnce(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		class rotation.Class
+	}{
+		{fmt.Errorf("%w (held by another instance)", rotation.ErrBusy), rotation.ClassTransient},
+		{providers.Permanent(errors.New("acquire lease: 403 AuthorizationPermissionMismatch")), rotation.ClassPermanent},
+		{errors.New("acquire lease: connection reset"), rotation.ClassTransient},
+	} {
+		f := newTimedFixture(t, providers.ShapeGenerated, func(c *rotation.Config) { c.Locker = failingLocker{tc.err} })
+		f.seed("s", 5*day, managedTags())
+		if o := f.manual("s", false); o.Kind != rotation.KindFailed || o.Class != tc.class || !strings.HasPrefix(o.Reason, "lock: ") {
+			t.Errorf("%v: %+v, want %s", tc.err, o, tc.class)
+		}
 	}
 }

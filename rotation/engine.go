@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // Config wires an Engine.
@@ -215,9 +216,8 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	}
 	held, unlock, err := e.cfg.Locker.Lock(ctx, lockKey(v.Name(), req.Secret))
 	if err != nil {
-		if errors.Is(err, ErrBusy) {
-			return Outcome{Kind: KindFailed, Class: ClassTransient, Reason: ErrBusy.Error(), Err: err}
-		}
+		// Busy (another instance rotates it) is transient like any failure not marked permanent; a
+		// lock the identity may not take (403) is permanent (the Locker marks it).
 		return failed(fmt.Errorf("lock: %w", err))
 	}
 	defer unlock()
@@ -578,23 +578,19 @@ func (e *Engine) recordFailure(ctx context.Context, v Vault, name string, st Sta
 	}
 }
 
-// retryAfter is implemented by errors that say when to try again (HTTP 429/503 Retry-After).
-type retryAfter interface{ RetryAfter() time.Duration }
-
-// retry runs f up to Config.Attempts times while it fails transiently, waiting a jittered,
-// doubling delay or what the error's RetryAfter asks (up to 20 s; longer is left to the trigger's
-// own redelivery).
+// retry runs f up to Config.Attempts times while it fails transiently (vocab: not permanent), waiting a
+// jittered, doubling delay or what the error asks (vocab.RetryAfterer, up to 20 s; longer is left to
+// the trigger's own redelivery).
 func (e *Engine) retry(ctx context.Context, f func() error) error {
 	delay := e.cfg.RetryBackoff
 	for attempt := 1; ; attempt++ {
 		err := f()
-		if err == nil || providers.IsPermanent(err) || attempt >= e.cfg.Attempts {
+		if err == nil || vocab.IsPermanent(err) || attempt >= e.cfg.Attempts {
 			return err
 		}
 		wait := delay/2 + rand.N(delay)
-		var ra retryAfter
-		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
-			wait = ra.RetryAfter()
+		if ra, ok := vocab.RetryAfter(err); ok {
+			wait = ra
 		}
 		if wait > 20*time.Second {
 			return err
@@ -621,7 +617,7 @@ func (e *Engine) publish(ctx context.Context, o Outcome) {
 func failed(err error) Outcome {
 	// One line: several joined errors (every unbound tag) read "a; b".
 	o := Outcome{Kind: KindFailed, Class: ClassTransient, Reason: strings.ReplaceAll(err.Error(), "\n", "; "), Err: err}
-	if providers.IsPermanent(err) || errors.Is(err, ErrNotFound) {
+	if vocab.IsPermanent(err) || errors.Is(err, ErrNotFound) {
 		o.Class = ClassPermanent
 	}
 	return o

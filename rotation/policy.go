@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // Tags kvrotator reads and writes. The Azure rotation samples' tags (CredentialId, ProviderAddress,
 // ValidityPeriodDays) are honoured as they are, so secrets set up for those samples work unchanged.
 const (
-	TagProvider     = "rotation-provider"             // opt-in: the provider's name
-	TagCredentialID = "CredentialId"                  // the slot, user or key id the current value belongs to
-	TagAddress      = "ProviderAddress"               // ARM resource id, host, account
+	TagProvider     = vocab.TagProvider               // opt-in: the provider's name
+	TagCredentialID = vocab.TagCredentialID           // the slot, user or key id the current value belongs to
+	TagAddress      = vocab.TagAddress                // ARM resource id, host, account
 	TagValidity     = "ValidityPeriodDays"            // lifetime of each new version, in days
 	TagGrace        = "rotation-grace-hours"          // how long a replaced credential stays valid (create-revoke providers)
 	TagState        = "rotation-state"                // a mirror of kvrotator's journal for people; never read back

@@ -42,7 +42,8 @@ type NewVersion struct {
 }
 
 // Vault is the engine's view of one Key Vault. Errors that are ErrNotFound (via errors.Is) mean the
-// secret or version does not exist; adapters classify the others with the Transient/Permanent helpers.
+// secret or version does not exist; adapters mark the others with vocab.Permanent unless their status is
+// transient (vocab.TransientStatus).
 type Vault interface {
 	// Name is the vault name ("myvault").
 	Name() string

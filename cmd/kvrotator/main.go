@@ -10,6 +10,10 @@
 //	kvrotator emulator   run the local Key Vault emulator
 //	kvrotator version    print the version
 //
+// The deployed binary is built with -tags lean (scripts/package.sh): it carries the handler and the
+// operator commands only, not demo, emulator and their test host; -tags kvrotator_no_<provider> (e.g.
+// kvrotator_no_postgres) leaves a provider out.
+//
 // Run `kvrotator <command> --help` for a command's flags.
 package main
 
@@ -32,19 +36,18 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
+	cmds := []command{
 		{"serve", "run the Azure Functions custom handler (started by the Functions host)", runServe},
-		{"demo", "run the whole product locally against the built-in Key Vault emulator", runDemo},
 		{"status", "a table of every secret: expiry, last rotation, overdue ones first (--json)", runStatus},
 		{"plan", "each managed secret's policy, when it is due, what the next sweep would do, which tags are wrong", runPlan},
 		{"rotate", "rotate one secret now: rotate VAULT SECRET [--dry-run]", runRotate},
 		{"sweep", "run one sweep now, as the timer does (--dry-run); exit 0, 1 (failures) or 75 (transient)", runSweep},
-		{"emulator", "run the local Azure Key Vault emulator (HTTPS, auth, events, faults)", runEmulator},
-		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) int {
-			fmt.Fprintln(stdout, "kvrotator", version)
-			return 0
-		}},
 	}
+	cmds = append(cmds, devCommands()...) // demo and emulator; not in the lean (deployed) build
+	return append(cmds, command{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) int {
+		fmt.Fprintln(stdout, "kvrotator", version)
+		return 0
+	}})
 }
 
 func usage(w io.Writer) {

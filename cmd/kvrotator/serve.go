@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/monitor/query/azlogs"
 	"github.com/kvrotator/kvrotator/bindings"
@@ -21,16 +22,9 @@ import (
 	"github.com/kvrotator/kvrotator/journal"
 	"github.com/kvrotator/kvrotator/keyvault"
 	"github.com/kvrotator/kvrotator/lock"
+	"github.com/kvrotator/kvrotator/metrics"
 	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/rotation"
-
-	// Providers register themselves by name.
-	_ "github.com/kvrotator/kvrotator/providers/azurekeys"
-	_ "github.com/kvrotator/kvrotator/providers/entraapp"
-	_ "github.com/kvrotator/kvrotator/providers/postgres"
-	_ "github.com/kvrotator/kvrotator/providers/random"
-	_ "github.com/kvrotator/kvrotator/providers/sendgrid"
-	_ "github.com/kvrotator/kvrotator/providers/webhook"
 )
 
 // app is kvrotator wired from its settings: the engine over the configured vaults.
@@ -40,19 +34,23 @@ type app struct {
 	logger   *slog.Logger
 	credDesc string
 	progress *progressPublisher // the operator commands' progress lines
-	// buffered publishes outcome events in the background; close drains it.
+	// buffered publishes outcome events in the background, metrics sends counters and durations to
+	// Application Insights; close drains both.
 	buffered *events.Buffered
+	metrics  *metrics.Recorder
 }
 
 // close drains the outcome events still queued (at most 15 s), logging what is left.
 func (a *app) close() {
-	if a.buffered == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := a.buffered.Close(ctx); err != nil {
-		a.logger.Warn("shutting down with outcome events unpublished", "error", err.Error())
+	if a.buffered != nil {
+		if err := a.buffered.Close(ctx); err != nil {
+			a.logger.Warn("shutting down with outcome events unpublished", "error", err.Error())
+		}
+	}
+	if err := a.metrics.Close(ctx); err != nil { // a nil Recorder does nothing
+		a.logger.Warn("shutting down with metrics unsent", "error", err.Error())
 	}
 }
 
@@ -114,6 +112,27 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	var buffered *events.Buffered
 	progress := &progressPublisher{}
 	pubs := publishers{progress}
+	// Metrics to Application Insights (customMetrics), when the Function App has a connection string.
+	auth, err := metrics.ParseAuthenticationString(getenv("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"))
+	if err != nil {
+		return nil, fmt.Errorf("APPLICATIONINSIGHTS_AUTHENTICATION_STRING: %w", err)
+	}
+	var mcred azcore.TokenCredential
+	if auth.Entra {
+		mcred = cred
+	}
+	var vaultNames []string
+	for _, v := range s.Vaults {
+		vaultNames = append(vaultNames, v.Name)
+	}
+	rec, err := metrics.New(metrics.Options{ConnectionString: getenv("APPLICATIONINSIGHTS_CONNECTION_STRING"), Credential: mcred,
+		Logger: logger, Providers: registry.Names(), Vaults: vaultNames, RoleName: getenv("WEBSITE_SITE_NAME")})
+	if err != nil {
+		return nil, fmt.Errorf("APPLICATIONINSIGHTS_CONNECTION_STRING: %w", err)
+	}
+	if rec != nil {
+		pubs = append(pubs, rec)
+	}
 	if s.EventTopic != "" {
 		tp, err := newTopicPublisher(s, cred, vaults, logger)
 		if err != nil {
@@ -133,7 +152,9 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	var clock rotation.Clock
 	if s.ClockURL != "" {
 		logger.Warn("telling time from the Key Vault emulator's clock: a development setting, never for production", "setting", config.EnvClockURL, "url", s.ClockURL)
-		clock = newEmulatorClock(s.ClockURL, logger)
+		if clock, err = devClock(s.ClockURL, logger); err != nil {
+			return nil, err
+		}
 	}
 	eng, err := rotation.New(rotation.Config{
 		Clock:         clock,
@@ -169,7 +190,7 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	if err != nil {
 		return nil, err
 	}
-	return &app{settings: s, engine: eng, logger: logger, credDesc: desc, progress: progress, buffered: buffered}, nil
+	return &app{settings: s, engine: eng, logger: logger, credDesc: desc, progress: progress, buffered: buffered, metrics: rec}, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -8,14 +8,15 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // The tags the provider reads. Names are case-insensitive.
 const (
 	// TagAddress is the ARM resource id of the resource whose keys rotate (the Azure samples' tag).
-	TagAddress = "ProviderAddress"
+	TagAddress = vocab.TagAddress
 	// TagCredentialID is the slot the current value belongs to (the Azure samples' tag).
-	TagCredentialID = "CredentialId"
+	TagCredentialID = vocab.TagCredentialID
 	// TagFormat is what the secret holds: FormatKey (default) or FormatConnectionString.
 	TagFormat = "azure-keys-format"
 	// TagVerify is how a new key is checked: VerifyAuto (default), VerifyDataPlane or VerifyListKeys.

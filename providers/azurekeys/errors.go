@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // Error is a failed call to Azure Resource Manager or to a resource's data plane. Errors the engine
@@ -105,7 +106,7 @@ func classify(e *Error, c config, action string) error {
 	case s == http.StatusTooManyRequests:
 		e.Reason = "throttled by Azure"
 		return e
-	case s == http.StatusRequestTimeout, s >= 500:
+	case vocab.TransientStatus(s): // 408 and 5xx (429 above)
 		e.Reason = "Azure is unavailable; try again later"
 		return e
 	case s >= 200 && s < 300:

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // The tags the provider reads. Names are case-insensitive.
 const (
 	// TagAddress is the Azure rotation samples' tag: the application's object id (the sample for
 	// Entra apps passes it to New-AzADAppCredential -ObjectId).
-	TagAddress = "ProviderAddress"
+	TagAddress = vocab.TagAddress
 	// TagAppID is the application (client) id: the client_id of the verification token request, and
 	// how the application is found when ProviderAddress is absent.
 	TagAppID = "entra-app-id"
@@ -23,7 +24,7 @@ const (
 	// TagLifetime is each new password's lifetime in days (its endDateTime).
 	TagLifetime = "entra-secret-lifetime-days"
 	// TagCredentialID is the engine's tag for the keyId of the password the current version holds.
-	TagCredentialID = "CredentialId"
+	TagCredentialID = vocab.TagCredentialID
 	// tagValidity is the engine's lifetime of a new version, read here as the default lifetime.
 	tagValidity = "ValidityPeriodDays"
 )

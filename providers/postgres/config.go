@@ -12,15 +12,16 @@ import (
 
 	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // The tags the provider reads. Names are case-insensitive.
 const (
 	// TagAddress is the Azure rotation samples' tag: the server and database, host[:port]/dbname or
 	// postgres://host[:port]/dbname. Never user information or a password.
-	TagAddress = "ProviderAddress"
+	TagAddress = vocab.TagAddress
 	// TagCredentialID is the login the current version's password belongs to (kvrotator updates it).
-	TagCredentialID = "CredentialId"
+	TagCredentialID = vocab.TagCredentialID
 	// TagUsers names the two logins that take turns ("app_a,app_b"), or one login for single-user mode.
 	TagUsers = "postgres-users"
 	// TagAdminUser is the role kvrotator logs in as to set passwords.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // MaxResponseBytes is the most of a response body the provider reads. A list of SendGrid's maximum of
@@ -73,7 +74,7 @@ func defaultVerdict(cfg config, s int) httpx.Verdict {
 	switch {
 	case s == http.StatusTooManyRequests:
 		return httpx.Verdict{Reason: "rate-limited by SendGrid; will retry after the rate-limit window", Transient: true}
-	case s == http.StatusRequestTimeout || s >= 500:
+	case vocab.TransientStatus(s): // 408 and 5xx (429 above)
 		return httpx.Verdict{Reason: "SendGrid is unavailable or busy; will retry", Transient: true}
 	case s == http.StatusUnauthorized:
 		return httpx.Verdict{Reason: fmt.Sprintf("SendGrid does not accept the admin key in secret %q (tag %s): it is revoked, mistyped or of another account",

@@ -54,6 +54,7 @@ import (
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 	"github.com/kvrotator/kvrotator/providers/registry"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // Name is the provider's name, the value of a secret's rotation-provider tag.
@@ -80,7 +81,7 @@ const (
 
 // tagCredentialID is the engine's tag naming the key the current version holds (rotation.TagCredentialID;
 // a provider does not import the engine).
-const tagCredentialID = "CredentialId"
+const tagCredentialID = vocab.TagCredentialID
 
 // keyIDPattern is what an api_key_id may contain: SendGrid's are base64url ("qfTQ6KG0QBiwWdJ0-pCLCA").
 // It becomes the CredentialId tag and a URL path segment. It excludes ".", so a key ("SG.….…") put in

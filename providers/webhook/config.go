@@ -8,6 +8,7 @@ import (
 
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // The tags the provider reads. Names are case-insensitive.
@@ -16,7 +17,7 @@ const (
 	TagSigningSecret = "webhook-signing-secret"  // name of the secret (same vault) holding the HMAC key
 	TagTimeout       = "webhook-timeout-seconds" // per-call timeout, 1..60
 	// TagAddress is the Azure rotation samples' tag; it is the base URL when webhook-url is absent.
-	TagAddress = "ProviderAddress"
+	TagAddress = vocab.TagAddress
 )
 
 // Timeout bounds, in seconds.

@@ -11,6 +11,7 @@
 package httpx
 
 import (
+	"github.com/kvrotator/kvrotator/vocab"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,9 +42,7 @@ func ParseRetryAfter(v string, now time.Time, max time.Duration) time.Duration {
 
 // Retryable reports whether an HTTP status says the same request may succeed later: 408 Request
 // Timeout, 429 Too Many Requests and every 5xx.
-func Retryable(status int) bool {
-	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
-}
+func Retryable(status int) bool { return vocab.TransientStatus(status) }
 
 // NoRedirect is an http.Client CheckRedirect that follows no redirect: the 3xx itself is the response.
 // A provider's credential goes to the configured URL or nowhere.
