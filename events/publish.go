@@ -34,6 +34,8 @@ const (
 	// After a rotation, one per consumer bound to the secret (data.consumer names it).
 	EventTypeRefreshed     = "Kvrotator.Secret.Refreshed"
 	EventTypeRefreshFailed = "Kvrotator.Secret.RefreshFailed"
+	// A leak response (data.reason names where the value was found and what was done).
+	EventTypeEmergency = "Kvrotator.Secret.Emergency"
 )
 
 // OutcomeDataVersion is the dataVersion of outcome events; it changes when the data's shape does.
@@ -65,6 +67,8 @@ func EventType(k rotation.Kind) (string, bool) {
 		return EventTypeRefreshed, true
 	case rotation.KindRefreshFailed:
 		return EventTypeRefreshFailed, true
+	case rotation.KindEmergency:
+		return EventTypeEmergency, true
 	}
 	return "", false
 }
@@ -150,7 +154,7 @@ func (c PublisherConfig) authKind() string {
 // (sdk/messaging/eventgrid/azeventgrid). It implements rotation.Publisher and is safe for concurrent
 // use. Every rotation.Outcome becomes one event:
 //
-//	type         Kvrotator.Secret.<Kind>: Rotated, Skipped, Failed, Revoked, Overdue, Planned, Refreshed or RefreshFailed
+//	type         Kvrotator.Secret.<Kind>: Rotated, Skipped, Failed, Revoked, Overdue, Planned, Refreshed, RefreshFailed or Emergency
 //	             (rotation.KindRotated … rotation.KindPlanned; see EventType)
 //	subject      /vaults/<vault>/secrets/<secret> (/vaults/<vault> for a vault-level outcome); in the
 //	             Event Grid schema, which has no source attribute, prefixed with Source:

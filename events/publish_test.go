@@ -148,6 +148,8 @@ func outcomes() []rotation.Outcome {
 			Consumer: "app-service /subscriptions/0/resourceGroups/rg/providers/Microsoft.Web/sites/app", Reason: "asked app-service … to pick up version " + nv},
 		{Kind: rotation.KindRefreshFailed, Vault: "myvault", Secret: "api-key", OldVersion: old, NewVersion: nv, Provider: "sendgrid", Trigger: rotation.TriggerEvent,
 			Consumer: "webhook https://hooks.example.com/x", Class: rotation.ClassTransient, Reason: "webhook https://hooks.example.com/x did not refresh: 503"},
+		{Kind: rotation.KindEmergency, Vault: "myvault", Secret: "api-key", OldVersion: old, NewVersion: nv, Provider: "sendgrid", Trigger: rotation.TriggerManual,
+			Reason: "leak reported (manual): the value is in the latest version of myvault/api-key; rotated to version " + nv + "; revoked key-1"},
 	}
 }
 
@@ -160,6 +162,7 @@ var kindTypes = map[rotation.Kind]string{
 	rotation.KindPlanned:       "Kvrotator.Secret.Planned",
 	rotation.KindRefreshed:     "Kvrotator.Secret.Refreshed",
 	rotation.KindRefreshFailed: "Kvrotator.Secret.RefreshFailed",
+	rotation.KindEmergency:     "Kvrotator.Secret.Emergency",
 }
 
 // received is a published event as the topic got it, in either schema.

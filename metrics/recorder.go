@@ -473,7 +473,7 @@ func pick(allowed map[string]string, v string) string {
 func kindOf(k rotation.Kind) string {
 	switch k {
 	case rotation.KindRotated, rotation.KindSkipped, rotation.KindFailed, rotation.KindRevoked,
-		rotation.KindOverdue, rotation.KindPlanned, rotation.KindRefreshed, rotation.KindRefreshFailed:
+		rotation.KindOverdue, rotation.KindPlanned, rotation.KindRefreshed, rotation.KindRefreshFailed, rotation.KindEmergency:
 		return string(k)
 	case "":
 		return ValueNone

@@ -238,6 +238,11 @@ func dueRevocations(st State, latest string, now time.Time) int {
 // kvrotator replaced on this secret are revoked, never while the version that held them is the latest,
 // never the one the latest version holds; the provider is given both values to check where it can.
 func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigger Trigger, dryRun bool) Outcome {
+	return e.revokeWith(ctx, v, p, trigger, dryRun, false)
+}
+
+// revokeWith is revoke; emergency skips the wait for readers (a leaked credential dies now).
+func (e *Engine) revokeWith(ctx context.Context, v Vault, p SecretProperties, trigger Trigger, dryRun, emergency bool) Outcome {
 	start := time.Now()
 	o := Outcome{Vault: v.Name(), Secret: p.Name, OldVersion: p.Version, Provider: providerOf(p.Tags), Trigger: trigger, DryRun: dryRun}
 	defer func() {
@@ -280,6 +285,9 @@ func (e *Engine) revoke(ctx context.Context, v Vault, p SecretProperties, trigge
 	var errs []error
 	parked, waitChanged := false, false
 	uc := e.usageCheck(v.Name(), p.Name, st.Pending)
+	if emergency {
+		uc = nil
+	}
 	for i, pend := range st.Pending {
 		switch {
 		case !isRevoker:

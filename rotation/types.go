@@ -117,6 +117,9 @@ const (
 	// the rotation.
 	KindRefreshed     Kind = "refreshed"
 	KindRefreshFailed Kind = "refresh-failed"
+	// KindEmergency reports a leak response (Engine.Leak): where the leaked value was found and what
+	// was done (rotations, revocations without grace), or would be done in a dry run.
+	KindEmergency Kind = "emergency"
 )
 
 // Class classifies a failure once, for every trigger.
