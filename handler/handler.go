@@ -67,6 +67,8 @@ type Rotator interface {
 	// Status describes every secret of every configured vault as of at (zero: now), from list pages
 	// only (no value), overdue ones first.
 	Status(ctx context.Context, at time.Time) rotation.StatusReport
+	// Leak responds to a leaked value (or its SHA-256): rotates and revokes whatever holds it.
+	Leak(ctx context.Context, req rotation.LeakRequest) (rotation.LeakReport, error)
 }
 
 // Options configure New.
@@ -122,6 +124,7 @@ func New(o Options) http.Handler {
 		fnScheduledSweep: h.scheduledSweep,
 		fnRotateSecret:   h.rotateSecret,
 		fnRotationStatus: h.rotationStatus,
+		fnReportLeak:     h.reportLeak,
 	}
 	return h
 }
@@ -144,7 +147,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/")
 	run, ok := h.functions[name]
 	if !ok {
-		writeEnvelope(w, http.StatusNotFound, "", nil, []string{fmt.Sprintf("error: no function %q (functions: %s, %s, %s, %s)", clip(name), fnKeyVaultEvents, fnScheduledSweep, fnRotateSecret, fnRotationStatus)})
+		writeEnvelope(w, http.StatusNotFound, "", nil, []string{fmt.Sprintf("error: no function %q (functions: %s, %s, %s, %s, %s)", clip(name), fnKeyVaultEvents, fnScheduledSweep, fnRotateSecret, fnRotationStatus, fnReportLeak)})
 		return
 	}
 	if r.Method != http.MethodPost {

@@ -28,6 +28,8 @@ type fakeRotator struct {
 	requests []rotation.Request
 	sweeps   []sweepCall
 	statuses []time.Time // the at of each Status call
+	leaks    []rotation.LeakRequest
+	leak     rotation.LeakReport // Leak
 
 	outcome rotation.Outcome      // HandleEvent and Rotate
 	report  rotation.SweepReport  // Sweep
@@ -83,6 +85,16 @@ func (f *fakeRotator) Status(ctx context.Context, at time.Time) rotation.StatusR
 	f.mu.Unlock()
 	f.wait(ctx)
 	return f.status
+}
+
+func (f *fakeRotator) Leak(ctx context.Context, req rotation.LeakRequest) (rotation.LeakReport, error) {
+	f.mu.Lock()
+	f.leaks = append(f.leaks, req)
+	f.mu.Unlock()
+	if _, err := rotation.LeakDigest(req); err != nil {
+		return rotation.LeakReport{}, err
+	}
+	return f.leak, nil
 }
 
 func (f *fakeRotator) calls() int {

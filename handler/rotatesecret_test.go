@@ -220,3 +220,42 @@ func TestRotateSecretUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestReportLeakInput: the leak function takes exactly one of value and sha256 by POST, answers 404
+// when nothing holds the value, and never repeats the value in its answer or logs.
+func TestReportLeakInput(t *testing.T) {
+	const leaked = "LEAKED-value-never-echo-5f2c"
+	for _, tc := range []struct {
+		name, method, body string
+		status             int
+	}{
+		{"value, not found", "POST", `{"value":"` + leaked + `"}`, 404},
+		{"sha256, not found", "POST", `{"sha256":"` + strings.Repeat("ab", 32) + `"}`, 404},
+		{"both", "POST", `{"value":"` + leaked + `","sha256":"` + strings.Repeat("ab", 32) + `"}`, 400},
+		{"neither", "POST", `{"dryRun":true}`, 400},
+		{"empty value", "POST", `{"value":""}`, 400},
+		{"bad digest", "POST", `{"sha256":"xyz"}`, 400},
+		{"unknown field", "POST", `{"value":"` + leaked + `","vault":"x"}`, 400},
+		{"not JSON", "POST", leaked, 400},
+		{"GET", "GET", "", 405},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, 0)
+			body, _ := json.Marshal(tc.body)
+			env := readEnvelope(t, r.invoke("ReportLeak", []byte(`{"Data":{"req":{"Url":"https://localhost/api/ReportLeak","Method":"`+tc.method+`","Body":`+string(body)+`}},"Metadata":{}}`)))
+			res := env.res(t)
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, res.Body)
+			}
+			if strings.Contains(res.Body, leaked) || strings.Contains(r.logs.String(), leaked) || strings.Contains(strings.Join(env.Logs, " "), leaked) {
+				t.Fatal("the leaked value was echoed")
+			}
+		})
+	}
+	r := newRig(t, 0)
+	r.rot.leak = rotation.LeakReport{Outcomes: []rotation.Outcome{{Kind: rotation.KindEmergency, Vault: "kv", Secret: "s", Reason: "rotated"}}}
+	env := readEnvelope(t, r.invoke("ReportLeak", []byte(`{"Data":{"req":{"Url":"https://localhost/api/ReportLeak","Method":"POST","Body":"{\"value\":\"x\",\"dryRun\":true}"}},"Metadata":{}}`)))
+	if res := env.res(t); res.StatusCode != 200 || !strings.Contains(res.Body, `"found":true`) || len(r.rot.leaks) != 1 || !r.rot.leaks[0].DryRun {
+		t.Fatalf("found: %+v, %+v", res, r.rot.leaks)
+	}
+}

@@ -7,6 +7,7 @@
 //	kvrotator plan       what the next sweep would do, which tags are wrong
 //	kvrotator rotate     rotate one secret now (or --dry-run)
 //	kvrotator sweep      one sweep now (the on-premises runner's command)
+//	kvrotator leak       the emergency response to a leaked value
 //	kvrotator emulator   run the local Key Vault emulator
 //	kvrotator version    print the version
 //
@@ -42,6 +43,7 @@ func commands() []command {
 		{"plan", "each managed secret's policy, when it is due, what the next sweep would do, which tags are wrong", runPlan},
 		{"rotate", "rotate one secret now: rotate VAULT SECRET [--dry-run]", runRotate},
 		{"sweep", "run one sweep now, as the timer does (--dry-run); exit 0, 1 (failures) or 75 (transient)", runSweep},
+		{"leak", "emergency: rotate whatever holds a leaked value (on standard input, or --sha256) and revoke it now; exit 3: not found", runLeak},
 	}
 	cmds = append(cmds, devCommands()...) // demo and emulator; not in the lean (deployed) build
 	return append(cmds, command{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) int {
