@@ -46,6 +46,10 @@ const (
 	EnvMaxGraceHours    = "KVROTATOR_MAX_GRACE_HOURS"        // the longest a revocation waits for readers to move (168)
 	EnvLogsEndpoint     = "KVROTATOR_LOGS_ENDPOINT"          // Log Analytics query endpoint (default: the public cloud's; the emulator's in development)
 	EnvARMEndpoint      = "KVROTATOR_ARM_ENDPOINT"           // Resource Manager endpoint (default: the public cloud's)
+	EnvGitHubSecret     = "KVROTATOR_GITHUB_WEBHOOK_SECRET"  // vault/secret holding the secret-scanning webhook's HMAC secret
+	EnvGitHubToken      = "KVROTATOR_GITHUB_TOKEN_SECRET"    // vault/secret holding the GitHub token that reads (and resolves) alerts
+	EnvGitHubAPI        = "KVROTATOR_GITHUB_API_URL"         // GitHub's REST API (default https://api.github.com)
+	EnvGitHubResolve    = "KVROTATOR_GITHUB_RESOLVE_ALERTS"  // resolve a handled alert as revoked (false)
 )
 
 // VaultSetting is one configured vault.
@@ -96,6 +100,11 @@ type Settings struct {
 	// endpoints ("" = public cloud).
 	LogsEndpoint string
 	ARMEndpoint  string
+	// GitHub secret scanning: where the webhook secret and the API token are kept (vault, secret), the
+	// API URL, and whether handled alerts are resolved.
+	GitHubSecret, GitHubToken VaultSecret
+	GitHubAPI                 string
+	GitHubResolve             bool
 	// ClockURL, for development and tests, is the Key Vault emulator's clock endpoint: the engine tells
 	// time from it so that expiry, windows and grace periods follow the emulator's driven clock.
 	ClockURL string
@@ -213,6 +222,25 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvClockURL, s.ClockURL, err))
 		}
 	}
+	for _, e := range []struct {
+		name string
+		dst  *VaultSecret
+	}{{EnvGitHubSecret, &s.GitHubSecret}, {EnvGitHubToken, &s.GitHubToken}} {
+		if ref := strings.TrimSpace(getenv(e.name)); ref != "" {
+			v, sec, ok := strings.Cut(ref, "/")
+			if !ok || !kvnames.Vault(v) || !kvnames.Secret(sec) {
+				errs = append(errs, fmt.Errorf("%s=%q: want <vault>/<secret name>", e.name, ref))
+			}
+			*e.dst = VaultSecret{Vault: v, Secret: sec}
+		}
+	}
+	if (s.GitHubSecret.Vault == "") != (s.GitHubToken.Vault == "") {
+		errs = append(errs, fmt.Errorf("%s and %s go together: the webhook secret verifies deliveries, the token reads the alert's secret", EnvGitHubSecret, EnvGitHubToken))
+	}
+	s.GitHubAPI = strings.TrimSpace(getenv(EnvGitHubAPI))
+	if s.GitHubResolve, err = parseBool(EnvGitHubResolve, getenv(EnvGitHubResolve), false); err != nil {
+		errs = append(errs, err)
+	}
 	s.Bindings = strings.TrimSpace(getenv(EnvBindings))
 	s.JournalDir = strings.TrimSpace(getenv(EnvJournalDir))
 	vaults, err := ParseVaults(getenv(EnvVaults))
@@ -229,8 +257,26 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%s names vault %q, which is not in %s", EnvEventKeySecret, s.EventKeyVault, EnvVaults))
 		}
 	}
+	for _, e := range []struct {
+		name string
+		vs   VaultSecret
+	}{{EnvGitHubSecret, s.GitHubSecret}, {EnvGitHubToken, s.GitHubToken}} {
+		if e.vs.Vault == "" {
+			continue
+		}
+		found := false
+		for _, v := range vaults {
+			found = found || strings.EqualFold(v.Name, e.vs.Vault)
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("%s names vault %q, which is not in %s", e.name, e.vs.Vault, EnvVaults))
+		}
+	}
 	return s, errors.Join(errs...)
 }
+
+// VaultSecret names a secret of a configured vault ("" Vault: not set).
+type VaultSecret struct{ Vault, Secret string }
 
 // isGUID reports whether s looks like a GUID.
 func isGUID(s string) bool {

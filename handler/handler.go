@@ -53,6 +53,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvrotator/kvrotator/leaks"
 	"github.com/kvrotator/kvrotator/rotation"
 )
 
@@ -83,6 +84,13 @@ type Options struct {
 	// ScheduledSweep invocation is acknowledged (200) with an error in Logs; a larger RotateSecret
 	// invocation answers the caller 413.
 	MaxBodyBytes int64
+	// GitHub handles GitHub secret-scanning webhooks (leaks.GitHub); nil answers 404 (not configured).
+	GitHub LeakWebhook
+}
+
+// LeakWebhook handles one leak-report webhook delivery: its headers and raw body.
+type LeakWebhook interface {
+	Handle(ctx context.Context, h http.Header, body []byte) leaks.Result
 }
 
 // DefaultMaxBodyBytes is the default cap on an invocation body (1 MiB); a Key Vault event or a manual
@@ -103,6 +111,7 @@ type handler struct {
 	rotator   Rotator
 	log       *slog.Logger
 	maxBody   int64
+	github    LeakWebhook
 	functions map[string]func(*invocation, *http.Request) reply
 }
 
@@ -112,7 +121,7 @@ func New(o Options) http.Handler {
 	if o.Rotator == nil {
 		panic("handler: Options.Rotator is nil")
 	}
-	h := &handler{rotator: o.Rotator, log: o.Logger, maxBody: o.MaxBodyBytes}
+	h := &handler{rotator: o.Rotator, log: o.Logger, maxBody: o.MaxBodyBytes, github: o.GitHub}
 	if h.log == nil {
 		h.log = slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	}
@@ -125,6 +134,7 @@ func New(o Options) http.Handler {
 		fnRotateSecret:   h.rotateSecret,
 		fnRotationStatus: h.rotationStatus,
 		fnReportLeak:     h.reportLeak,
+		fnGitHub:         h.gitHubSecretScanning,
 	}
 	return h
 }
@@ -147,7 +157,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/")
 	run, ok := h.functions[name]
 	if !ok {
-		writeEnvelope(w, http.StatusNotFound, "", nil, []string{fmt.Sprintf("error: no function %q (functions: %s, %s, %s, %s, %s)", clip(name), fnKeyVaultEvents, fnScheduledSweep, fnRotateSecret, fnRotationStatus, fnReportLeak)})
+		writeEnvelope(w, http.StatusNotFound, "", nil, []string{fmt.Sprintf("error: no function %q (functions: %s, %s, %s, %s, %s, %s)", clip(name), fnKeyVaultEvents, fnScheduledSweep, fnRotateSecret, fnRotationStatus, fnReportLeak, fnGitHub)})
 		return
 	}
 	if r.Method != http.MethodPost {

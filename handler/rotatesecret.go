@@ -22,6 +22,8 @@ type httpRequest struct {
 	Method string          `json:"Method"`
 	Query  json.RawMessage `json:"Query"` // an object (name → string); older docs show it string-encoded
 	Body   json.RawMessage `json:"Body"`  // the raw body as a string; absent when empty
+	// Headers are read only by webhook functions (signatures).
+	Headers map[string][]string `json:"Headers"`
 }
 
 // httpOutput is the http output binding's value (Outputs.res).

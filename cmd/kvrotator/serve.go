@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -21,10 +22,12 @@ import (
 	"github.com/kvrotator/kvrotator/handler"
 	"github.com/kvrotator/kvrotator/journal"
 	"github.com/kvrotator/kvrotator/keyvault"
+	"github.com/kvrotator/kvrotator/leaks"
 	"github.com/kvrotator/kvrotator/lock"
 	"github.com/kvrotator/kvrotator/metrics"
 	"github.com/kvrotator/kvrotator/providers/registry"
 	"github.com/kvrotator/kvrotator/rotation"
+	"github.com/kvrotator/kvrotator/vocab"
 )
 
 // app is kvrotator wired from its settings: the engine over the configured vaults.
@@ -38,6 +41,8 @@ type app struct {
 	// Application Insights; close drains both.
 	buffered *events.Buffered
 	metrics  *metrics.Recorder
+	// github receives secret-scanning webhooks (nil: not configured).
+	github *leaks.GitHub
 }
 
 // close drains the outcome events still queued (at most 15 s), logging what is left.
@@ -107,6 +112,7 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		}
 		jour = fj
 	case jour == nil:
+		jour = rotation.NewMemoryJournal()
 		logger.Warn("no journal: neither AzureWebJobsStorage nor " + config.EnvJournalDir + " is set, so pending revocations and interrupted rotations are kept in memory only and lost when the process ends")
 	}
 	var buffered *events.Buffered
@@ -190,7 +196,25 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 	if err != nil {
 		return nil, err
 	}
-	return &app{settings: s, engine: eng, logger: logger, credDesc: desc, progress: progress, buffered: buffered, metrics: rec}, nil
+	a := &app{settings: s, engine: eng, logger: logger, credDesc: desc, progress: progress, buffered: buffered, metrics: rec}
+	if s.GitHubSecret.Vault != "" {
+		byName := map[string]rotation.Vault{}
+		for _, v := range vaults {
+			byName[strings.ToLower(v.Name())] = v
+		}
+		read := func(vs config.VaultSecret) func(context.Context) (vocab.Value, error) {
+			return func(ctx context.Context) (vocab.Value, error) {
+				sec, err := byName[strings.ToLower(vs.Vault)].Get(ctx, vs.Secret, "")
+				return sec.Value, err
+			}
+		}
+		if _, err := leaks.CheckAPIURL(s.GitHubAPI); err != nil {
+			return nil, fmt.Errorf("%s: %w", config.EnvGitHubAPI, err)
+		}
+		a.github = &leaks.GitHub{WebhookSecret: read(s.GitHubSecret), Token: read(s.GitHubToken), APIURL: s.GitHubAPI,
+			Deliveries: leaks.JournalDeliveries{Journal: jour, Clock: clock}, Leak: eng.Leak, Resolve: s.GitHubResolve, Logger: logger}
+	}
+	return a, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -222,7 +246,11 @@ Logs are JSON lines on stdout.
 		return 2
 	}
 	a.logger.Info("kvrotator handler starting", "addr", addr, "vaults", a.engine.Vaults(), "credential", a.credDesc, "version", version)
-	h := handler.New(handler.Options{Rotator: a.engine, Logger: a.logger})
+	opts := handler.Options{Rotator: a.engine, Logger: a.logger}
+	if a.github != nil {
+		opts.GitHub = a.github
+	}
+	h := handler.New(opts)
 	defer a.close()
 	if err := handler.Serve(ctx, addr, h); err != nil {
 		fmt.Fprintf(stderr, "kvrotator serve: %v\n", err)
