@@ -182,6 +182,10 @@ type rowView struct {
 	// read was not of the latest version.
 	Consumers []consumerRow
 	NotMoved  int
+	// Emergency is the last leak response (when, source, what was done); EmergencyOpen when it did not
+	// complete.
+	Emergency     string
+	EmergencyOpen bool
 }
 
 type consumerRow struct {
@@ -316,6 +320,14 @@ func buildRow(s rotation.SecretStatus, at time.Time) rowView {
 		r.PendingNext = next.Due.UTC().Format(time.RFC3339)
 	}
 	r.Window, r.Schedule, r.Paused, r.DisableVersions = s.Window, s.Schedule, s.Paused, len(s.DisableVersions)
+	if n := len(s.Emergencies); n > 0 {
+		em := s.Emergencies[n-1]
+		r.Emergency = fmt.Sprintf("%s, %s: %s", em.At.UTC().Format("2006-01-02 15:04"), em.Source, em.Done)
+		r.EmergencyOpen = s.OpenEmergency
+		if s.OpenEmergency {
+			r.Extra = append(r.Extra, badge{"b-emergency", "EMERGENCY"})
+		}
+	}
 	for _, c := range s.Consumers {
 		who := c.Reader
 		if c.AppID != "" && c.AppID != c.Reader {

@@ -33,7 +33,8 @@ func sampleStatus() rotation.StatusReport {
 			Window: "Sat,Sun 01:00-03:00 Europe/Berlin", NextWindow: day(4), Due: true, Reason: "near expiry (2030-01-30T00:00:00Z)", Action: "rotate with provider random (random), new version valid 90 days"},
 		{Vault: "prod-vault", Secret: "db-password", Managed: true, Provider: "random", Enabled: true, Expires: day(73), RotateAt: day(43),
 			LastRotated: day(-17), LastTrigger: rotation.TriggerTimer, Pending: []rotation.Pending{{CredentialID: "old-cred", Due: *day(1)}},
-			Reason: "not due until 2030-02-13T00:00:00Z", Action: "nothing until 2030-02-13T00:00:00Z"},
+			Reason: "not due until 2030-02-13T00:00:00Z", Action: "nothing until 2030-02-13T00:00:00Z",
+			Emergencies: []rotation.Emergency{{At: statusAt.Add(-48 * time.Hour), Source: "kvrotator leak", Done: "rotated to version v2; revoked old-cred"}}},
 		{Vault: "second-vault", Secret: "cache-key", Managed: true, Provider: "random", Enabled: true, Expires: day(400), RotateAt: day(370),
 			Window: "daily 02:00-04:00 UTC", Schedule: "every 30d",
 			Consumers: []rotation.ConsumerView{
@@ -326,6 +327,9 @@ func TestRotationStatusPage(t *testing.T) {
 	if c := cells("cache-key"); !strings.Contains(c[7], "✗ 11111111-aaaa-bbbb-cccc-000000000002 (app app-2) from 10.0.0.2 · 2029-12-31 10:00 · v0") ||
 		!strings.Contains(c[7], "✓ 11111111-aaaa-bbbb-cccc-000000000001 from 10.0.0.1 · 2029-12-31 23:00") {
 		t.Errorf("cache-key consumers: %q", c[7])
+	}
+	if c := cells("db-password"); !strings.Contains(c[7], "leak response 2029-12-30 00:00, kvrotator leak: rotated to version v2; revoked old-cred") {
+		t.Errorf("db-password emergency: %q", c[7])
 	}
 	if c := cells("cache-key"); !strings.Contains(c[7], "window daily 02:00-04:00 UTC") || !strings.Contains(c[7], "schedule every 30d") {
 		t.Errorf("cache-key action cell: %q", c[7])

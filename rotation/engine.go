@@ -347,7 +347,7 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 		credID = curCred
 	}
 	next := State{CredentialID: credID, Refs: refsKey, From: cur.Version, At: now.UTC().Truncate(time.Second), By: req.Trigger,
-		Pending: st.Pending, Revoked: st.Revoked, Retire: st.Retire}
+		Pending: st.Pending, Revoked: st.Revoked, Retire: st.Retire, Emergencies: st.Emergencies}
 	if _, ok := prov.(providers.Revoker); ok && prov.Shape() == providers.ShapeCreateRevoke && curCred != "" && curCred != credID {
 		next.Pending = addPending(next.Pending, Pending{CredentialID: curCred, Version: cur.Version, Due: now.Add(pol.Grace).UTC().Truncate(time.Second),
 			Refs: refsKey, HandWritten: handWritten, Replaced: now.UTC().Truncate(time.Second)})
@@ -426,7 +426,7 @@ func heal(st State, latest SecretProperties) State {
 		return st
 	}
 	return State{Version: latest.Version, CredentialID: st.Writing, Refs: st.WritingRefs, From: st.Attempted, At: latest.Created.UTC().Truncate(time.Second),
-		Pending: st.Pending, Revoked: st.Revoked, Retire: st.Retire}
+		Pending: st.Pending, Revoked: st.Revoked, Retire: st.Retire, Emergencies: st.Emergencies}
 }
 
 // wrote reports whether a version created at `created` can be the one the journal's Writing mark was

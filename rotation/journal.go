@@ -64,5 +64,6 @@ func (j *memoryJournal) List(_ context.Context, vault string) (map[string]State,
 func (st State) clone() State {
 	st.Pending = append([]Pending(nil), st.Pending...)
 	st.Retire = append([]Retire(nil), st.Retire...)
+	st.Emergencies = append([]Emergency(nil), st.Emergencies...)
 	return st
 }

@@ -123,6 +123,9 @@ func (e *Engine) Leak(ctx context.Context, req LeakRequest) (LeakReport, error) 
 	for _, m := range matches {
 		o := e.respond(ctx, m, req)
 		e.publish(ctx, o)
+		if !req.DryRun {
+			e.recordEmergency(ctx, m, req, o)
+		}
 		rep.Outcomes = append(rep.Outcomes, o)
 	}
 	return rep, nil
@@ -278,4 +281,30 @@ func (e *Engine) expedite(ctx context.Context, v Vault, name, version string) er
 		return nil
 	}
 	return e.cfg.Journal.Save(held, v.Name(), name, st)
+}
+
+// recordEmergency keeps the response in the secret's state, for status, plan and the page.
+func (e *Engine) recordEmergency(ctx context.Context, m leakMatch, req LeakRequest, o Outcome) {
+	held, unlock, err := e.cfg.Locker.Lock(ctx, lockKey(m.v.Name(), m.p.Name))
+	if err != nil {
+		e.log.Warn("recording the emergency failed", "vault", m.v.Name(), "secret", m.p.Name, "error", err.Error())
+		return
+	}
+	defer unlock()
+	st, err := e.cfg.Journal.Load(held, m.v.Name(), m.p.Name)
+	if err != nil {
+		return
+	}
+	done := o.Reason
+	if _, after, ok := strings.Cut(done, "; "); ok {
+		done = after // without the "leak reported …: the value is in …" preamble
+	}
+	open := o.Class != "" || strings.Contains(o.Reason, "nothing done")
+	st.Emergencies = append(st.Emergencies, Emergency{At: e.clock.Now().UTC().Truncate(time.Second), Source: req.Source, Version: m.ver, Done: done, Open: open})
+	if n := len(st.Emergencies); n > maxEmergencies {
+		st.Emergencies = st.Emergencies[n-maxEmergencies:]
+	}
+	if err := e.cfg.Journal.Save(held, m.v.Name(), m.p.Name, st); err != nil {
+		e.log.Warn("recording the emergency failed", "vault", m.v.Name(), "secret", m.p.Name, "error", err.Error())
+	}
 }

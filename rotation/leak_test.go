@@ -58,6 +58,10 @@ func TestLeakOfTheCurrentValue(t *testing.T) {
 			t.Fatal("an outcome echoes the value")
 		}
 	}
+	if st := f.statusOf("s"); len(st.Emergencies) != 1 || st.OpenEmergency || !strings.Contains(st.Emergencies[0].Done, "revoked cred-0") ||
+		st.Emergencies[0].Source != "test" {
+		t.Fatalf("status: %+v", st.Emergencies)
+	}
 	// Reported twice: the value is nowhere readable any more.
 	if again := f.leak("initial", false); again.Found() {
 		t.Fatalf("the same leak again: %+v", again.Outcomes)
@@ -132,5 +136,8 @@ func TestLeakWhilePaused(t *testing.T) {
 	rep := f.leak("initial", false)
 	if len(rep.Outcomes) != 1 || !strings.Contains(rep.Outcomes[0].Reason, "nothing done: rotation is paused") || f.prov.Created() != 0 {
 		t.Fatalf("%+v", rep.Outcomes)
+	}
+	if st := f.statusOf("s"); !st.OpenEmergency || !st.Overdue {
+		t.Fatalf("an unanswered leak is not shown open: %+v", st)
 	}
 }

@@ -213,6 +213,8 @@ type State struct {
 	// Retire are replaced versions to disable once Due: only versions kvrotator replaced, never the
 	// latest (Policy.DisableOld).
 	Retire []Retire `json:"retire,omitempty"`
+	// Emergencies are the last leak responses on this secret (Engine.Leak), newest last.
+	Emergencies []Emergency `json:"emergencies,omitempty"`
 	// Attempted is the version the marks below are about: they count only while it is the latest.
 	Attempted string `json:"attempted,omitempty"`
 	// AttemptedCreated is when Attempted was created: Key Vault's list pages carry no version ids, so
@@ -257,6 +259,19 @@ type Pending struct {
 	// Waiting names the readers the revocation waited for at its last check (Config.Usage).
 	Waiting []string `json:"waiting,omitempty"`
 }
+
+// Emergency is one leak response on a secret: when, who reported it, which version held the value, what
+// was done, and whether it is still open (the response failed or the secret is paused).
+type Emergency struct {
+	At      time.Time `json:"at"`
+	Source  string    `json:"source"`
+	Version string    `json:"version,omitempty"`
+	Done    string    `json:"done"`
+	Open    bool      `json:"open,omitempty"`
+}
+
+// maxEmergencies bounds the leak responses a secret's state keeps.
+const maxEmergencies = 5
 
 // Retire is a replaced version waiting to be disabled.
 type Retire struct {

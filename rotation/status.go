@@ -41,6 +41,10 @@ type SecretStatus struct {
 	Paused   bool   `json:"paused,omitempty"`
 	// DisableVersions are replaced versions waiting to be disabled.
 	DisableVersions []Retire `json:"disableVersions,omitempty"`
+	// Emergencies are the leak responses on this secret (newest last); OpenEmergency says the last one
+	// did not complete (failed, or the secret is paused).
+	Emergencies   []Emergency `json:"emergencies,omitempty"`
+	OpenEmergency bool        `json:"openEmergency,omitempty"`
 	// Consumers are the secret's readers in Key Vault's audit log over the lookback (Config.Usage),
 	// each with whether its last read was of the latest version. Nil without an audit log.
 	Consumers []ConsumerView `json:"consumers,omitempty"`
@@ -171,6 +175,10 @@ func (e *Engine) describe(p SecretProperties, st State, at time.Time) SecretStat
 	}
 	s.State = st
 	s.Fails, s.Pending, s.DisableVersions, s.Paused = st.Fails, st.Pending, st.Retire, pol.Paused
+	s.Emergencies = st.Emergencies
+	if n := len(st.Emergencies); n > 0 && st.Emergencies[n-1].Open {
+		s.OpenEmergency, s.Overdue = true, true
+	}
 	if pol.Window != nil {
 		s.Window = pol.Window.String()
 	}

@@ -181,6 +181,24 @@ func notMoved(cs []rotation.ConsumerView) int {
 	return n
 }
 
+// printEmergencies lists the leak responses on record, open ones marked.
+func printEmergencies(w io.Writer, rep rotation.StatusReport) {
+	header := false
+	for _, s := range rep.Secrets {
+		for i, em := range s.Emergencies {
+			if !header {
+				fmt.Fprintln(w, "\nLeak responses (emergencies):")
+				header = true
+			}
+			state := "done"
+			if s.OpenEmergency && i == len(s.Emergencies)-1 {
+				state = "OPEN"
+			}
+			fmt.Fprintf(w, "  %s %s/%s %s (%s): %s\n", state, s.Vault, s.Secret, em.At.UTC().Format(time.RFC3339), em.Source, em.Done)
+		}
+	}
+}
+
 // printConsumers lists each managed secret's readers from Key Vault's audit log (when configured).
 func printConsumers(w io.Writer, rep rotation.StatusReport) {
 	header := false
@@ -258,6 +276,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "\n%d managed, %d unmanaged (as of %s)\n", len(rep.Secrets)-unmanaged, unmanaged, rep.At.Format(time.RFC3339))
 	printConsumers(stdout, rep)
+	printEmergencies(stdout, rep)
 	if len(problems) > 0 {
 		fmt.Fprintln(stdout, "\nTags to fix:")
 		for _, p := range problems {
