@@ -50,6 +50,7 @@ const (
 	EnvGitHubToken      = "KVROTATOR_GITHUB_TOKEN_SECRET"    // vault/secret holding the GitHub token that reads (and resolves) alerts
 	EnvGitHubAPI        = "KVROTATOR_GITHUB_API_URL"         // GitHub's REST API (default https://api.github.com)
 	EnvGitHubResolve    = "KVROTATOR_GITHUB_RESOLVE_ALERTS"  // resolve a handled alert as revoked (false)
+	EnvDefenderRotate   = "KVROTATOR_DEFENDER_ROTATE"        // rotate what a Defender alert's identities read, not only report it (false)
 )
 
 // VaultSetting is one configured vault.
@@ -105,6 +106,8 @@ type Settings struct {
 	GitHubSecret, GitHubToken VaultSecret
 	GitHubAPI                 string
 	GitHubResolve             bool
+	// DefenderRotate: a Defender alert's secrets are rotated as leaks (default: reported as a plan).
+	DefenderRotate bool
 	// ClockURL, for development and tests, is the Key Vault emulator's clock endpoint: the engine tells
 	// time from it so that expiry, windows and grace periods follow the emulator's driven clock.
 	ClockURL string
@@ -239,6 +242,9 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 	}
 	s.GitHubAPI = strings.TrimSpace(getenv(EnvGitHubAPI))
 	if s.GitHubResolve, err = parseBool(EnvGitHubResolve, getenv(EnvGitHubResolve), false); err != nil {
+		errs = append(errs, err)
+	}
+	if s.DefenderRotate, err = parseBool(EnvDefenderRotate, getenv(EnvDefenderRotate), false); err != nil {
 		errs = append(errs, err)
 	}
 	s.Bindings = strings.TrimSpace(getenv(EnvBindings))

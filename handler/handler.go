@@ -86,6 +86,13 @@ type Options struct {
 	MaxBodyBytes int64
 	// GitHub handles GitHub secret-scanning webhooks (leaks.GitHub); nil answers 404 (not configured).
 	GitHub LeakWebhook
+	// Defender handles Defender for Key Vault alerts (leaks.Defender); nil answers 404.
+	Defender AlertHandler
+}
+
+// AlertHandler handles a Defender alert delivery's body.
+type AlertHandler interface {
+	Handle(ctx context.Context, body []byte) leaks.DefenderResult
 }
 
 // LeakWebhook handles one leak-report webhook delivery: its headers and raw body.
@@ -112,6 +119,7 @@ type handler struct {
 	log       *slog.Logger
 	maxBody   int64
 	github    LeakWebhook
+	defender  AlertHandler
 	functions map[string]func(*invocation, *http.Request) reply
 }
 
@@ -121,7 +129,7 @@ func New(o Options) http.Handler {
 	if o.Rotator == nil {
 		panic("handler: Options.Rotator is nil")
 	}
-	h := &handler{rotator: o.Rotator, log: o.Logger, maxBody: o.MaxBodyBytes, github: o.GitHub}
+	h := &handler{rotator: o.Rotator, log: o.Logger, maxBody: o.MaxBodyBytes, github: o.GitHub, defender: o.Defender}
 	if h.log == nil {
 		h.log = slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	}
@@ -135,6 +143,7 @@ func New(o Options) http.Handler {
 		fnRotationStatus: h.rotationStatus,
 		fnReportLeak:     h.reportLeak,
 		fnGitHub:         h.gitHubSecretScanning,
+		fnDefender:       h.defenderAlert,
 	}
 	return h
 }
@@ -157,7 +166,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, "/")
 	run, ok := h.functions[name]
 	if !ok {
-		writeEnvelope(w, http.StatusNotFound, "", nil, []string{fmt.Sprintf("error: no function %q (functions: %s, %s, %s, %s, %s, %s)", clip(name), fnKeyVaultEvents, fnScheduledSweep, fnRotateSecret, fnRotationStatus, fnReportLeak, fnGitHub)})
+		writeEnvelope(w, http.StatusNotFound, "", nil, []string{fmt.Sprintf("error: no function %q (functions: %s, %s, %s, %s, %s, %s, %s)", clip(name), fnKeyVaultEvents, fnScheduledSweep, fnRotateSecret, fnRotationStatus, fnReportLeak, fnGitHub, fnDefender)})
 		return
 	}
 	if r.Method != http.MethodPost {

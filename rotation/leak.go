@@ -308,3 +308,107 @@ func (e *Engine) recordEmergency(ctx context.Context, m leakMatch, req LeakReque
 		e.log.Warn("recording the emergency failed", "vault", m.v.Name(), "secret", m.p.Name, "error", err.Error())
 	}
 }
+
+// SuspiciousRequest reports suspicious access to a vault (a Microsoft Defender for Key Vault alert):
+// who (object or application ids) or from where (IP addresses), and when.
+type SuspiciousRequest struct {
+	Vault      string
+	Identities []string
+	Addresses  []string
+	From, To   time.Time
+	// Rotate responds as to a leak (Engine.Leak) for every managed secret they read; otherwise the
+	// answer is a plan (KindPlanned outcomes) and nothing changes.
+	Rotate  bool
+	Source  string
+	Trigger Trigger
+}
+
+// ErrNoAuditLog is returned by Suspicious without an audit log (Config.Usage).
+var ErrNoAuditLog = errors.New("the response to suspicious access needs Key Vault's audit log: set KVROTATOR_LOG_WORKSPACE_ID")
+
+// Suspicious lists, from Key Vault's audit log, the secrets of the vault that the suspicious identities
+// or addresses read in the window, and for each managed one plans — or, with Rotate, carries out — the
+// leak response for the version it read. Unmanaged secrets are reported for a person to rotate.
+func (e *Engine) Suspicious(ctx context.Context, req SuspiciousRequest) (LeakReport, error) {
+	if e.cfg.Usage == nil {
+		return LeakReport{}, ErrNoAuditLog
+	}
+	v, ok := e.vault(req.Vault)
+	if !ok {
+		return LeakReport{}, providers.Permanent(fmt.Errorf("vault %q is not configured (configured: %s)", req.Vault, strings.Join(e.order, ", ")))
+	}
+	if req.Trigger == "" {
+		req.Trigger = TriggerEvent
+	}
+	reads, err := e.cfg.Usage.Reads(ctx, v.Name(), "", req.From, req.To)
+	if err != nil {
+		return LeakReport{}, fmt.Errorf("read the audit log: %w", err)
+	}
+	match := func(r Read) bool {
+		for _, id := range req.Identities {
+			if id != "" && (strings.EqualFold(id, r.Reader) || strings.EqualFold(id, r.AppID)) {
+				return true
+			}
+		}
+		for _, a := range req.Addresses {
+			if a != "" && strings.EqualFold(a, r.Address) {
+				return true
+			}
+		}
+		return false
+	}
+	last := map[string]Read{} // per secret, the latest suspicious read
+	var order []string
+	for _, r := range reads {
+		if !match(r) {
+			continue
+		}
+		k := strings.ToLower(r.Secret)
+		prev, seen := last[k]
+		if !seen {
+			order = append(order, k)
+		}
+		if !seen || r.Last.After(prev.Last) {
+			last[k] = r
+		}
+	}
+	var rep LeakReport
+	for _, k := range order {
+		r := last[k]
+		cur, err := v.Get(ctx, r.Secret, "")
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("secret %s: %v", r.Secret, err))
+			continue
+		}
+		who := readerName(r)
+		read := fmt.Sprintf("%s (%s) read %s/%s", who, req.Source, v.Name(), r.Secret)
+		if r.Version != "" {
+			read += " version " + r.Version
+		}
+		read += " at " + r.Last.UTC().Format(time.RFC3339)
+		if !IsManaged(cur.Tags) {
+			o := Outcome{Kind: KindPlanned, Vault: v.Name(), Secret: r.Secret, Trigger: req.Trigger, DryRun: true,
+				Reason: read + "; not managed by kvrotator: rotate it by hand"}
+			e.publish(ctx, o)
+			rep.Outcomes = append(rep.Outcomes, o)
+			continue
+		}
+		ver := r.Version
+		if ver == "" {
+			ver = cur.Version
+		}
+		m := leakMatch{v: v, p: cur.SecretProperties, latest: strings.EqualFold(ver, cur.Version), ver: ver}
+		lr := LeakRequest{Source: req.Source, Trigger: req.Trigger, DryRun: !req.Rotate}
+		o := e.respond(ctx, m, lr)
+		o.Reason = read + "; " + o.Reason
+		if !req.Rotate {
+			o.Reason += " (set KVROTATOR_DEFENDER_ROTATE=true to respond automatically, or run kvrotator leak)"
+		}
+		e.publish(ctx, o)
+		if req.Rotate {
+			e.recordEmergency(ctx, m, lr, o)
+		}
+		rep.Outcomes = append(rep.Outcomes, o)
+	}
+	return rep, nil
+}

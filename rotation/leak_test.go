@@ -141,3 +141,54 @@ func TestLeakWhilePaused(t *testing.T) {
 		t.Fatalf("an unanswered leak is not shown open: %+v", st)
 	}
 }
+
+// TestSuspiciousAccess: the secrets a suspicious identity or address read in the window are planned by
+// default and rotated with Rotate; other readers' secrets are left alone; no audit log, no answer.
+func TestSuspiciousAccess(t *testing.T) {
+	log := &auditLog{}
+	f, _ := newConsumerFixture(t, providers.ShapeCreateRevoke, log)
+	v0 := f.seed("s", 200*day, managedTags())
+	f.seed("t", 200*day, managedTags())
+	exp := f.clock.Now().Add(200 * day)
+	f.vault.Put("by-hand", "manual-value", nil, &exp)
+	now := f.clock.Now()
+	log.read("attacker-oid", "s", v0, now.Add(-30*time.Minute))
+	log.read("attacker-oid", "by-hand", "", now.Add(-20*time.Minute))
+	log.read("good-app", "t", "", now.Add(-10*time.Minute))
+	log.events = append(log.events, rotation.Read{Reader: "other", Address: "203.0.113.9", Secret: "t", Last: now.Add(-3 * time.Hour)}) // outside the window
+	req := rotation.SuspiciousRequest{Vault: "myvault", Identities: []string{"ATTACKER-OID"}, Addresses: []string{"203.0.113.9"},
+		From: now.Add(-time.Hour), To: now.Add(time.Minute), Source: "Defender KV_SuspiciousIPAccess"}
+
+	rep, err := f.eng.Suspicious(context.Background(), req)
+	if err != nil || len(rep.Outcomes) != 2 || f.prov.Created() != 0 {
+		t.Fatalf("plan: %+v %v", rep.Outcomes, err)
+	}
+	for _, o := range rep.Outcomes {
+		switch o.Secret {
+		case "s":
+			if o.Kind != rotation.KindPlanned || !strings.Contains(o.Reason, "attacker-oid from 10.0.0.1 (Defender KV_SuspiciousIPAccess) read myvault/s version "+v0) ||
+				!strings.Contains(o.Reason, "KVROTATOR_DEFENDER_ROTATE") {
+				t.Fatalf("plan for s: %+v", o)
+			}
+		case "by-hand":
+			if !strings.Contains(o.Reason, "not managed by kvrotator: rotate it by hand") {
+				t.Fatalf("unmanaged: %+v", o)
+			}
+		default:
+			t.Fatalf("unexpected: %+v", o)
+		}
+	}
+	req.Rotate = true
+	rep, err = f.eng.Suspicious(context.Background(), req)
+	if err != nil || f.prov.Created() != 1 || !slices.Equal(f.prov.revoked, []string{"cred-0"}) || len(f.vault.Versions("t")) != 1 {
+		t.Fatalf("rotate: %+v %v; created %d revoked %v", rep.Outcomes, err, f.prov.Created(), f.prov.revoked)
+	}
+	if st := f.statusOf("s"); len(st.Emergencies) != 1 {
+		t.Fatalf("not recorded: %+v", st.Emergencies)
+	}
+
+	g := newFixture(t, providers.ShapeCreateRevoke)
+	if _, err := g.eng.Suspicious(context.Background(), rotation.SuspiciousRequest{Vault: "myvault"}); !errors.Is(err, rotation.ErrNoAuditLog) {
+		t.Fatalf("no audit log: %v", err)
+	}
+}

@@ -47,6 +47,8 @@ func TestFunctionAppFiles(t *testing.T) {
 			{Type: "http", Direction: "out", Name: "res"}},
 		"RotationStatus": {{Type: "httpTrigger", Direction: "in", Name: "req", AuthLevel: "function", Methods: []string{"get"}}, {Type: "http", Direction: "out", Name: "res"}},
 		"ReportLeak":     {{Type: "httpTrigger", Direction: "in", Name: "req", AuthLevel: "function", Methods: []string{"post"}}, {Type: "http", Direction: "out", Name: "res"}},
+		"DefenderAlert": {{Type: "httpTrigger", Direction: "in", Name: "req", AuthLevel: "function", Methods: []string{"post"}},
+			{Type: "http", Direction: "out", Name: "res"}},
 		"GitHubSecretScanning": {{Type: "httpTrigger", Direction: "in", Name: "req", AuthLevel: "function", Methods: []string{"post"}},
 			{Type: "http", Direction: "out", Name: "res"}},
 	}

@@ -41,8 +41,9 @@ type app struct {
 	// Application Insights; close drains both.
 	buffered *events.Buffered
 	metrics  *metrics.Recorder
-	// github receives secret-scanning webhooks (nil: not configured).
-	github *leaks.GitHub
+	// github receives secret-scanning webhooks (nil: not configured); defender Defender alerts.
+	github   *leaks.GitHub
+	defender *leaks.Defender
 }
 
 // close drains the outcome events still queued (at most 15 s), logging what is left.
@@ -197,6 +198,11 @@ func newApp(getenv func(string) string, logOut, errOut io.Writer, opts *keyvault
 		return nil, err
 	}
 	a := &app{settings: s, engine: eng, logger: logger, credDesc: desc, progress: progress, buffered: buffered, metrics: rec}
+	var names []string
+	for _, v := range vaults {
+		names = append(names, v.Name())
+	}
+	a.defender = &leaks.Defender{Suspicious: eng.Suspicious, Alerts: leaks.JournalDeliveries{Journal: jour, Clock: clock}, Rotate: s.DefenderRotate, Vaults: names}
 	if s.GitHubSecret.Vault != "" {
 		byName := map[string]rotation.Vault{}
 		for _, v := range vaults {
@@ -246,7 +252,7 @@ Logs are JSON lines on stdout.
 		return 2
 	}
 	a.logger.Info("kvrotator handler starting", "addr", addr, "vaults", a.engine.Vaults(), "credential", a.credDesc, "version", version)
-	opts := handler.Options{Rotator: a.engine, Logger: a.logger}
+	opts := handler.Options{Rotator: a.engine, Logger: a.logger, Defender: a.defender}
 	if a.github != nil {
 		opts.GitHub = a.github
 	}
