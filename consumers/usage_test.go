@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/kvrotator/kvrotator/consumers"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/rotation"
 )
@@ -45,7 +46,7 @@ type auditRig struct {
 
 func startAuditRig(t *testing.T) *auditRig {
 	t.Helper()
-	srv, err := emulator.New(emulator.Config{Addr: "127.0.0.1:0", CACertFile: filepath.Join(t.TempDir(), "ca.pem"), DisableLimits: true,
+	srv, err := emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(), Addr: "127.0.0.1:0", CACertFile: filepath.Join(t.TempDir(), "ca.pem"), DisableLimits: true,
 		Vaults:     []emulator.VaultConfig{{Name: "audit-vault"}},
 		Identities: []emulator.IdentityConfig{emulator.DefaultIdentity(), appA, appB}})
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/kvrotator/kvrotator/consumers"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
 	"github.com/kvrotator/kvrotator/providers/webhook"
 	"github.com/kvrotator/kvrotator/providers/webhook/webhooktest"
@@ -73,7 +74,7 @@ func TestE2EConsumersRefreshAndUsageAwareRevocation(t *testing.T) {
 	readerB := emulator.IdentityConfig{Name: "billing-job", Managed: true, ClientID: "bbbbbbbb-0000-4000-8000-00000000000b", ObjectID: "bbbbbbbb-1111-4111-8111-00000000000b",
 		Roles: []emulator.RoleAssignment{{Role: emulator.RoleSecretsUser, Vault: "*"}}}
 	ca := filepath.Join(dir, "ca.pem")
-	srv, err := emulator.New(emulator.Config{Addr: "127.0.0.1:0", CACertFile: ca, DisableLimits: true,
+	srv, err := emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(), Addr: "127.0.0.1:0", CACertFile: ca, DisableLimits: true,
 		Vaults:     []emulator.VaultConfig{{Name: "cons-vault", Addr: "127.0.0.1:0"}},
 		Identities: []emulator.IdentityConfig{emulator.DefaultIdentity(), readerA, readerB}})
 	if err != nil {

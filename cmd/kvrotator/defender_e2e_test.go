@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
 )
 
@@ -31,7 +32,7 @@ func TestE2EDefenderAlert(t *testing.T) {
 	app := emulator.IdentityConfig{Name: "orders-api", Managed: true, ClientID: "aaaaaaaa-0000-4000-8000-00000000000a", ObjectID: "aaaaaaaa-1111-4111-8111-00000000000a",
 		Roles: []emulator.RoleAssignment{{Role: emulator.RoleSecretsUser, Vault: "*"}}}
 	ca := filepath.Join(dir, "ca.pem")
-	srv, err := emulator.New(emulator.Config{Addr: "127.0.0.1:0", CACertFile: ca, DisableLimits: true,
+	srv, err := emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(), Addr: "127.0.0.1:0", CACertFile: ca, DisableLimits: true,
 		Vaults:     []emulator.VaultConfig{{Name: "def-vault", Addr: "127.0.0.1:0"}},
 		Identities: []emulator.IdentityConfig{emulator.DefaultIdentity(), intruder, app}})
 	if err != nil {

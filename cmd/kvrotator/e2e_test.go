@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
 )
 
@@ -93,7 +94,7 @@ func startE2E(t *testing.T) *e2e {
 	t.Cleanup(sink.Close)
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
-	srv, err := emulator.New(emulator.Config{
+	srv, err := emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(),
 		Addr: "127.0.0.1:0", CACertFile: caFile,
 		Vaults:        []emulator.VaultConfig{{Name: "e2e-vault", Addr: "127.0.0.1:0"}, {Name: "other-vault"}},
 		Topics:        []emulator.TopicConfig{{Name: "outcomes"}},

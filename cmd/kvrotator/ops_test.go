@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/rotation"
 )
 
@@ -38,7 +39,7 @@ func startOps(t *testing.T) *opsEnv {
 	}
 	x := &opsEnv{t: t, bin: buildBinary(t)}
 	ca := filepath.Join(t.TempDir(), "ca.pem")
-	srv, err := emulator.New(emulator.Config{Addr: "127.0.0.1:0", CACertFile: ca, Vaults: []emulator.VaultConfig{{Name: "ops-vault", Addr: "127.0.0.1:0"}}})
+	srv, err := emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(), Addr: "127.0.0.1:0", CACertFile: ca, Vaults: []emulator.VaultConfig{{Name: "ops-vault", Addr: "127.0.0.1:0"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

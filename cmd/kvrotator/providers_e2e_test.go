@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/jackc/pgx/v5"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
 	"github.com/kvrotator/kvrotator/internal/pgtest"
 	"github.com/kvrotator/kvrotator/providers/sendgrid/sendgridtest"
@@ -37,7 +38,7 @@ func TestProvidersThroughTheHandler(t *testing.T) {
 	t.Cleanup(sg.Close)
 
 	ca := filepath.Join(t.TempDir(), "ca.pem")
-	srv, err := emulator.New(emulator.Config{Addr: "127.0.0.1:0", CACertFile: ca, DisableLimits: true,
+	srv, err := emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(), Addr: "127.0.0.1:0", CACertFile: ca, DisableLimits: true,
 		Vaults: []emulator.VaultConfig{{Name: "prov-vault", Addr: "127.0.0.1:0"}}})
 	if err != nil {
 		t.Fatal(err)

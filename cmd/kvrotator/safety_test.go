@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/internal/azuritetest"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
 	"github.com/kvrotator/kvrotator/lock"
@@ -69,7 +70,7 @@ func startSafety(t *testing.T, extraTags map[string]string) *safety {
 		t.Fatal(err)
 	}
 	var err error
-	s.srv, err = emulator.New(emulator.Config{Addr: "127.0.0.1:0", CACertFile: s.caFile, DisableLimits: true,
+	s.srv, err = emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(), Addr: "127.0.0.1:0", CACertFile: s.caFile, DisableLimits: true,
 		Vaults: []emulator.VaultConfig{{Name: safeVault, Addr: "127.0.0.1:0"}}, Topics: []emulator.TopicConfig{{Name: "outcomes"}}})
 	if err != nil {
 		t.Fatal(err)

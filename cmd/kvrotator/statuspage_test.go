@@ -25,6 +25,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
 	"github.com/kvrotator/kvrotator/journal"
 	"github.com/kvrotator/kvrotator/rotation"
@@ -109,7 +110,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	bin := buildBinary(t)
 
 	ca := filepath.Join(t.TempDir(), "ca.pem")
-	srv, err := emulator.New(emulator.Config{Addr: "127.0.0.1:0", CACertFile: ca,
+	srv, err := emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(), Addr: "127.0.0.1:0", CACertFile: ca,
 		Vaults: []emulator.VaultConfig{{Name: "status-vault", Addr: "127.0.0.1:0"}, {Name: "backup-vault", Addr: "127.0.0.1:0"}}})
 	if err != nil {
 		t.Fatal(err)

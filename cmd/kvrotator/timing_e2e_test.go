@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
 	"github.com/kvrotator/kvrotator/providers/webhook/webhooktest"
 	"github.com/kvrotator/kvrotator/rotation"
@@ -42,7 +43,7 @@ func startTimingE2E(t *testing.T, extraEnv ...string) *timingE2E {
 	}
 	x := &timingE2E{t: t, bin: buildBinary(t)}
 	ca := filepath.Join(t.TempDir(), "ca.pem")
-	srv, err := emulator.New(emulator.Config{Addr: "127.0.0.1:0", CACertFile: ca, DisableLimits: true,
+	srv, err := emulator.New(emulator.Config{KeyDir: emulatortest.KeyDir(), Addr: "127.0.0.1:0", CACertFile: ca, DisableLimits: true,
 		Vaults: []emulator.VaultConfig{{Name: timingVault, Addr: "127.0.0.1:0"}}})
 	if err != nil {
 		t.Fatal(err)
