@@ -17,17 +17,19 @@ import (
 
 const deploymentTemplateSchema = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 
-// armFunctions are the template functions the template may call (lower case; ARM ignores case).
+// armFunctions are the template functions the template may call (lower case; ARM ignores case). The two
+// list functions read credentials; TestNoSecretInDefaultsSettingsOrOutputs allows each in one place only
+// (the Defender workflow automation, defender_test.go).
 var armFunctions = map[string]bool{}
 
 func init() {
 	for _, f := range strings.Fields(`add and array base64 bool coalesce concat contains copyIndex createArray
 		createObject dataUri deployment div empty endsWith environment equals extensionResourceId false filter
 		first flatten format greater greaterOrEquals guid if indexOf int intersection items join json lambda
-		lambdaVariables last lastIndexOf length less lessOrEquals map max min mod mul not null objectKeys or
-		padLeft parameters range reduce reference replace resourceGroup resourceId skip sort split startsWith
-		string sub subscription subscriptionResourceId substring take tenant tenantResourceId toLower toObject
-		toUpper trim true union uniqueString uri utcNow variables`) {
+		lambdaVariables last lastIndexOf length less lessOrEquals listCallbackUrl listKeys map max min mod mul
+		not null objectKeys or padLeft parameters range reduce reference replace resourceGroup resourceId skip
+		sort split startsWith string sub subscription subscriptionResourceId substring take tenant
+		tenantResourceId toLower toObject toUpper trim true union uniqueString uri utcNow variables`) {
 		armFunctions[strings.ToLower(f)] = true
 	}
 }

@@ -375,12 +375,39 @@ func TestNoSecretInDefaultsSettingsOrOutputs(t *testing.T) {
 			t.Errorf("parameter %s looks like a credential: the template takes none", name)
 		}
 	}
-	forbidden := regexp.MustCompile(`(?i)listkeys\(|listsecrets\(|listAccountSas|listServiceSas|AccountKey=|SharedAccessKey|SharedAccessSignature|DefaultEndpointsProtocol=|[?&]sig=|primaryMasterKey|publishingPassword|listPublishingCredentials`)
-	allStrings(tp.raw, "$", func(path, s string) {
-		if forbidden.MatchString(s) {
-			t.Errorf("%s: %q reads or embeds a key", path, s)
+	forbidden := regexp.MustCompile(`(?i)listkeys\(|listsecrets\(|listCallbackUrl\(|listAccountSas|listServiceSas|AccountKey=|SharedAccessKey|SharedAccessSignature|DefaultEndpointsProtocol=|[?&]sig=|[?&]code=|x-functions-key|primaryMasterKey|publishingPassword|listPublishingCredentials`)
+	// Exactly two credentials are read, both by the Defender workflow automation (defenderWorkflowAutomation,
+	// defender_test.go) and both into properties Azure keeps write-only: the DefenderAlert function's own key,
+	// into the Logic App's SecureString parameter (not returned with the workflow), which one header of the
+	// HTTP action uses; and the Logic App trigger's callback URL (it carries a signature), into the
+	// automation's action uri ("it will not be included in any response"). At run time the trigger hands its
+	// own callback URL (the workflow function listCallbackUrl()) to the ascalert connector it subscribes to.
+	// Nothing else may read, embed or send a key: not an app setting, a default, an output or another resource.
+	allowed := map[string]string{}
+	for i, r := range tp.resources {
+		switch r["type"] {
+		case "Microsoft.Logic/workflows":
+			allowed["$.resources["+itoa(i)+"].properties.parameters.functionKey.value"] = defenderFunctionKeyExpr
+			allowed["$.resources["+itoa(i)+"].properties.definition.actions."+defenderAction+".inputs.headers.x-functions-key (key)"] = "x-functions-key"
+			allowed["$.resources["+itoa(i)+"].properties.definition.triggers."+tp.variables["defenderTriggerName"].(string)+".inputs.body.callback_url"] = "@{listCallbackUrl()}"
+		case "Microsoft.Security/automations":
+			allowed["$.resources["+itoa(i)+"].properties.actions[0].uri"] = defenderCallbackExpr
 		}
+	}
+	used := map[string]bool{}
+	allStrings(tp.raw, "$", func(path, s string) {
+		if !forbidden.MatchString(s) {
+			return
+		}
+		if want, ok := allowed[path]; ok && s == want {
+			used[path] = true
+			return
+		}
+		t.Errorf("%s: %q reads, embeds or sends a key", path, s)
 	})
+	if len(used) != len(allowed) || len(allowed) != 4 {
+		t.Errorf("want exactly the Defender function key, its header and the trigger callback URL, got %v of %v", used, allowed)
+	}
 
 	settings := map[string]string{}
 	for _, v := range []string{"appSettingsCommon", "appSettingsDedicatedRuntime", "appSettingsEntraTelemetry"} {
@@ -420,7 +447,29 @@ func TestNoSecretInDefaultsSettingsOrOutputs(t *testing.T) {
 		if strings.Contains(strings.ToLower(name), "key") || strings.Contains(strings.ToLower(name), "secret") {
 			t.Errorf("output %s looks like a credential", name)
 		}
-		_ = o
+		// An output naming a Defender resource could be turned into a reader of the key or the callback URL.
+		allStrings(o, "outputs."+name, func(path, s string) {
+			if strings.Contains(s, "defender") || strings.Contains(s, "Microsoft.Logic") {
+				t.Errorf("%s = %q: no output may reference the Defender Logic App or automation", path, s)
+			}
+		})
+	}
+
+	// Secure workflow parameters: a key handed to a Logic App is declared SecureString, has no default,
+	// and the action that sends it hides its inputs from the run history (Logic Apps shows headers there
+	// unless they are secured).
+	for _, wf := range tp.byType("Microsoft.Logic/workflows") {
+		defs := asObject(t, get(wf, "properties.definition.parameters"), "workflow definition parameters")
+		for pname := range asObject(t, get(wf, "properties.parameters"), "workflow parameters") {
+			d := asObject(t, defs[pname], "definition parameter "+pname)
+			secure := strings.EqualFold(d["type"].(string), "SecureString")
+			if pname == "functionKey" && !secure {
+				t.Errorf("workflow parameter %s: type %v, want SecureString", pname, d["type"])
+			}
+			if _, has := d["defaultValue"]; secure && has {
+				t.Errorf("workflow parameter %s: a SecureString with a defaultValue", pname)
+			}
+		}
 	}
 }
 
