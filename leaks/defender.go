@@ -207,8 +207,10 @@ func (d *Defender) Handle(ctx context.Context, body []byte) DefenderResult {
 				ar.Message = "alert " + a.ID + " was handled already: nothing done"
 				break
 			}
+			// Defender's sample alerts (SIMULATED_…) exercise the path: planned, never rotated.
+			simulated := strings.HasPrefix(strings.ToUpper(a.Type), "SIMULATED_")
 			rep, err := d.Suspicious(ctx, rotation.SuspiciousRequest{Vault: a.Vault, Identities: a.Identities, Addresses: a.Addresses,
-				From: a.Start.Add(-margin), To: a.End.Add(margin), Rotate: d.Rotate, Source: "Defender " + a.Type, Trigger: rotation.TriggerEvent})
+				From: a.Start.Add(-margin), To: a.End.Add(margin), Rotate: d.Rotate && !simulated, Source: "Defender " + a.Type, Trigger: rotation.TriggerEvent})
 			if err != nil {
 				ar.Message = err.Error()
 				res.Status = http.StatusServiceUnavailable
@@ -219,6 +221,9 @@ func (d *Defender) Handle(ctx context.Context, body []byte) DefenderResult {
 			}
 			ar.Report = &rep
 			ar.Message = fmt.Sprintf("%d secret(s) read by the alert's identities or addresses", len(rep.Outcomes))
+			if simulated && d.Rotate {
+				ar.Message += " (a simulated alert: planned, not rotated)"
+			}
 			if err := d.Alerts.Mark(ctx, key); err != nil {
 				ar.Message += "; recording the alert failed: " + err.Error()
 			}

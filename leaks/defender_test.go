@@ -83,8 +83,13 @@ func TestDefenderPlansAndDedupes(t *testing.T) {
 	if res := d.Handle(context.Background(), []byte(workflowAlert)); !strings.Contains(res.Alerts[0].Message, "handled already") || len(got) != 1 {
 		t.Fatalf("again: %+v", res)
 	}
+	// A simulated alert with rotation on: planned only.
+	d.Rotate, d.Vaults = true, []string{"contoso-kv"}
+	if res := d.Handle(context.Background(), []byte(exportedAlert)); len(got) != 2 || got[1].Rotate || !strings.Contains(res.Alerts[0].Message, "simulated alert") {
+		t.Fatalf("simulated: %+v; %+v", res, got)
+	}
 	d.Vaults = []string{"other"}
-	if res := d.Handle(context.Background(), []byte(exportedAlert)); !strings.Contains(res.Alerts[0].Message, "not managed by kvrotator") || len(got) != 1 {
+	if res := d.Handle(context.Background(), []byte(strings.Replace(exportedAlert, "2518-simulated", "2518-other", 1))); !strings.Contains(res.Alerts[0].Message, "not managed by kvrotator") || len(got) != 2 {
 		t.Fatalf("another vault: %+v", res)
 	}
 	if res := d.Handle(context.Background(), []byte(`{`)); res.Status != 400 {

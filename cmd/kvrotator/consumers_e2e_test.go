@@ -209,8 +209,8 @@ func TestE2EConsumersRefreshAndUsageAwareRevocation(t *testing.T) {
 	if len(hooks) != 1 || hooks[0].Secret != "orders-key" || hooks[0].Version != v1.ID.Version() || hooks[0].PreviousVersion != v0 {
 		t.Fatalf("webhook notifications: %+v", hooks)
 	}
-	if out := host.Output(); strings.Count(out, `"outcome":"refreshed"`) != 2 {
-		t.Fatalf("want two refreshed outcomes:\n%s", out)
+	if !eventually(func() bool { return strings.Count(host.Output(), `"outcome":"refreshed"`) == 2 }) {
+		t.Fatalf("want two refreshed outcomes:\n%s", host.Output())
 	}
 
 	// One application moves; after the grace the revocation waits for the other.
@@ -223,8 +223,10 @@ func TestE2EConsumersRefreshAndUsageAwareRevocation(t *testing.T) {
 	if got := wh.Revoked(); len(got) != 0 {
 		t.Fatalf("revoked %v while billing-job still reads the old version", got)
 	}
-	if out := host.Output(); !strings.Contains(out, "waits for 1 reader(s) that have not read the new version: "+readerB.ObjectID) {
-		t.Fatalf("the wait does not name the reader:\n%s", out)
+	if !eventually(func() bool {
+		return strings.Contains(host.Output(), "waits for 1 reader(s) that have not read the new version: "+readerB.ObjectID)
+	}) {
+		t.Fatalf("the wait does not name the reader:\n%s", host.Output())
 	}
 	res, err := invoke("RotationStatus", hostsim.HTTPEnvelope("RotationStatus", "GET", "format=json", nil)).HTTPOutput()
 	if err != nil {
@@ -262,4 +264,15 @@ func TestE2EConsumersRefreshAndUsageAwareRevocation(t *testing.T) {
 			t.Fatal("a secret value appears in the handler's logs or responses")
 		}
 	}
+}
+
+// eventually polls cond for up to 5 s: the handler's log lines reach Output through a pipe, a little
+// after the invocation's answer.
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
 }

@@ -197,8 +197,11 @@ func TestE2EWindowDefersEventsAndTheSweepRotatesInside(t *testing.T) {
 	if n := len(x.versions("api-key")); n != 1 {
 		t.Fatalf("an event outside the window rotated: %d versions", n)
 	}
-	if out := x.host.Output(); !strings.Contains(out, "outside the rotation window") || !strings.Contains(out, opens.Format(time.RFC3339)) {
-		t.Fatalf("the deferral does not say when the window opens (%s):\n%s", opens.Format(time.RFC3339), out)
+	if !eventually(func() bool {
+		out := x.host.Output()
+		return strings.Contains(out, "outside the rotation window") && strings.Contains(out, opens.Format(time.RFC3339))
+	}) {
+		t.Fatalf("the deferral does not say when the window opens (%s):\n%s", opens.Format(time.RFC3339), x.host.Output())
 	}
 	x.sweep()
 	if n := len(x.versions("api-key")); n != 1 {
@@ -313,8 +316,8 @@ func TestE2EKillSwitchStopsASweepMidway(t *testing.T) {
 			t.Fatalf("%s: the journal holds a half-done rotation: %+v, %v", name, st, err)
 		}
 	}
-	if out := x.host.Output(); strings.Count(out, "the global kill switch is on") < 2 {
-		t.Fatalf("the secrets the switch held back are not reported:\n%s", out)
+	if !eventually(func() bool { return strings.Count(x.host.Output(), "the global kill switch is on") >= 2 }) {
+		t.Fatalf("the secrets the switch held back are not reported:\n%s", x.host.Output())
 	}
 
 	// The switch off: the next sweep rotates the rest.
