@@ -151,7 +151,7 @@ func StartServer(t testing.TB, o *Options) *Server {
 		"pid-file":                       filepath.Join(dir, "mysqld.pid"),
 		"log-error":                      s.errorLog,
 		"skip-name-resolve":              "ON",
-		"max-connections":                "60",
+		"max-connections":                "200",
 		"innodb-flush-log-at-trx-commit": "0",
 		"innodb-doublewrite":             "OFF",
 		"skip-log-bin":                   "",
@@ -222,18 +222,19 @@ func (s *Server) Log() string {
 	return string(b)
 }
 
-// Logs returns everything the server has logged so far, as raw bytes, one file after another: the error
-// log, and the general query log, the slow query log and the binary logs when Options.Settings turned
-// them on (binary logs hold statements as written). Tests search it for what must never be logged.
+// Logs returns everything the server has logged so far, as raw bytes, one file after another: every file
+// in Dir but the certificate, key and pid files: the error log, and the general query log, the slow query
+// log and the binary logs (and their index) when Options.Settings turned them on (binary logs hold
+// statements as written). Tests search it for what must never be logged.
 func (s *Server) Logs() string {
 	var b strings.Builder
 	entries, _ := os.ReadDir(s.Dir)
 	for _, e := range entries {
-		if e.IsDir() || e.Name() == "init.sql" {
+		n := e.Name()
+		if e.IsDir() || n == "init.sql" || !e.Type().IsRegular() {
 			continue
 		}
-		n := e.Name()
-		if strings.HasSuffix(n, ".log") || strings.Contains(n, "bin.") {
+		if ext := filepath.Ext(n); ext != ".crt" && ext != ".key" && ext != ".pid" {
 			data, _ := os.ReadFile(filepath.Join(s.Dir, n))
 			b.WriteString("==> " + n + "\n")
 			b.Write(data)
@@ -291,7 +292,12 @@ func (s *Server) Exec(t testing.TB, statements ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db := s.Admin(t)
+	c, err := mysql.NewConnector(s.Config(s.AdminUser, s.AdminPassword, ""))
+	if err != nil {
+		t.Fatalf("mysqltest: %v", err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		t.Fatalf("mysqltest: connect as %s: %v", s.AdminUser, err)

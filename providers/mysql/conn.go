@@ -321,7 +321,8 @@ func readAccount(ctx context.Context, conn *sql.Conn, f flavor, a account) (acco
 		var orMethods sql.NullInt64
 		err = conn.QueryRowContext(ctx, `SELECT JSON_VALUE(Priv, '$.plugin'), JSON_LENGTH(Priv, '$.auth_or'), JSON_VALUE(Priv, '$.account_locked')
 			FROM mysql.global_priv WHERE User = ? AND Host = ?`, a.user, a.host).Scan(&plugin, &orMethods, &locked)
-		info.plugin, info.locked, info.methods = plugin.String, locked.String == "true", 1
+		// JSON_VALUE gives a JSON true as "1" (10.11); "true" is accepted as well.
+		info.plugin, info.locked, info.methods = plugin.String, locked.String == "1" || locked.String == "true", 1
 		if orMethods.Valid && orMethods.Int64 > 1 {
 			info.methods = int(orMethods.Int64)
 		}
