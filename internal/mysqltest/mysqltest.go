@@ -136,8 +136,18 @@ func StartServer(t testing.TB, o *Options) *Server {
 	s := &Server{t: t, Host: "127.0.0.1", AdminUser: AdminUser, AdminPassword: randomHex(16), Dir: dir,
 		errorLog: filepath.Join(dir, "error.log")}
 
+	// Temporary tables go to the server's own directory: servers bootstrapping side by side in /tmp
+	// have been seen to lose each other's (ERROR 1051 Unknown table 'mysql.tmp_user_sys').
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatalf("mysqltest: %v", err)
+	}
+	if err := runAs.chown(tmp); err != nil {
+		t.Fatalf("mysqltest: %v", err)
+	}
 	// Options both mariadb-install-db and mariadbd must agree on (the InnoDB files' sizes).
 	common := map[string]string{
+		"tmpdir":                  tmp,
 		"innodb-log-file-size":    "8M",
 		"innodb-buffer-pool-size": "16M",
 		"innodb-data-file-path":   "ibdata1:10M:autoextend",
@@ -371,9 +381,8 @@ func executable(p string) bool {
 func (s *Server) installDB(b bins, runAs *account, common map[string]string) error {
 	args := []string{"--no-defaults", "--datadir=" + filepath.Join(s.Dir, "data"),
 		"--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve"}
-	if runAs.other {
-		args = append(args, "--user="+runAs.name)
-	}
+	// It runs as the server's account already (procAttr); with --user it would also try to chown the
+	// PAM helper, which only root may.
 	args = append(args, flags(common)...)
 	cmd := exec.Command(b.installDB, args...)
 	cmd.Dir = s.Dir
@@ -540,7 +549,6 @@ func (s *Server) ping(ctx context.Context) (string, error) {
 
 // account is the OS user the server runs as.
 type account struct {
-	name     string
 	uid, gid uint32
 	other    bool // a different user than the test's: chown and switch
 }
@@ -559,7 +567,7 @@ func osUser() (*account, error) {
 	if err1 != nil || err2 != nil {
 		return nil, fmt.Errorf("the mysql OS user has a non-numeric uid or gid (%s:%s)", u.Uid, u.Gid)
 	}
-	return &account{name: u.Username, uid: uint32(uid), gid: uint32(gid), other: true}, nil
+	return &account{uid: uint32(uid), gid: uint32(gid), other: true}, nil
 }
 
 func (a *account) chown(path string) error {

@@ -2,7 +2,9 @@ package mysql_test
 
 import (
 	"context"
+	"crypto/sha1"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -248,4 +250,11 @@ func clean(t *testing.T, err error, secrets ...string) {
 			t.Errorf("the error repeats a secret: %v", err)
 		}
 	}
+}
+
+// nativeHashOf is mysql_native_password's stored form of password: "*" and SHA1(SHA1(password)) in hex.
+func nativeHashOf(password string) string {
+	s1 := sha1.Sum([]byte(password))
+	s2 := sha1.Sum(s1[:])
+	return "*" + strings.ToUpper(hex.EncodeToString(s2[:]))
 }
