@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/kvrotator/kvrotator/providers"
@@ -49,7 +50,7 @@ var (
 
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("mysql %s (%s as %s): %s", e.Step, e.Server, e.User, e.Reason)
-	if e.Err != nil {
+	if e.Err != nil && !strings.Contains(msg, e.Err.Error()) {
 		msg += ": " + e.Err.Error()
 	}
 	return msg
