@@ -62,27 +62,39 @@ fi
 export KVROTATOR_AZURITE_BLOB="$AZURITE_DIR/node_modules/.bin/azurite-blob"
 export KVROTATOR_REQUIRE_AZURITE=1
 
+# install_server_pkg PACKAGE: installs a Debian server package without starting its service (a temporary
+# policy-rc.d, left alone if the machine already has one): the tests start their own throwaway servers.
+install_server_pkg() {
+  local pkg=$1 policy=/usr/sbin/policy-rc.d status=0
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  log "installing Debian package: $pkg (its service is not started)"
+  if [ -e "$policy" ]; then
+    policy=""
+  else
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+  fi
+  { $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$pkg" >/dev/null; } || status=$?
+  [ -z "$policy" ] || $SUDO rm -f "$policy"
+  [ "$status" -eq 0 ] || { echo "installing $pkg failed" >&2; exit "$status"; }
+}
+
 # PostgreSQL (providers/postgres, DESIGN.md "Real parts in tests"): only the server binaries are needed.
 # Tests start their own throwaway clusters through internal/pgtest (initdb + postgres on a free loopback
 # port, as the postgres OS user when run as root), so the package's own service is kept from starting
 # during the install by a temporary policy-rc.d (left alone if the machine already has one).
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
-  log "installing Debian package: postgresql (its service is not started)"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  pg_policy=/usr/sbin/policy-rc.d
-  if [ -e "$pg_policy" ]; then
-    pg_policy=""
-  else
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$pg_policy" >/dev/null
-    $SUDO chmod 755 "$pg_policy"
-  fi
-  pg_status=0
-  { $SUDO apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null; } || pg_status=$?
-  [ -z "$pg_policy" ] || $SUDO rm -f "$pg_policy"
-  [ "$pg_status" -eq 0 ] || { echo "installing postgresql failed" >&2; exit "$pg_status"; }
+  install_server_pkg postgresql
 fi
 export KVROTATOR_REQUIRE_POSTGRES=1
+
+# MariaDB (providers/mysql): internal/mysqltest runs mariadb-install-db and mariadbd on a free loopback
+# port, TLS only, with a test CA.
+if [ ! -x /usr/sbin/mariadbd ] || [ ! -x /usr/bin/mariadb-install-db ]; then
+  install_server_pkg mariadb-server
+fi
+export KVROTATOR_REQUIRE_MARIADB=1
 
 # Chromium (the status page test, cmd/kvrotator/statuspage_test.go): Debian's package, run headless by
 # the test itself with a fresh profile and no network but loopback.
