@@ -151,6 +151,10 @@ type Credential struct {
 	CredentialID string
 	// ExpiresAt, when the issuer fixes a lifetime (Entra app secrets), caps the new version's exp.
 	ExpiresAt *time.Time
+	// ContentType, when set, is the new version's content type (a certificate provider writes
+	// application/x-pem-file or application/x-pkcs12, so that consumers load the value by it); empty
+	// keeps the current version's.
+	ContentType string
 }
 
 // Provider creates and verifies one kind of credential. Implementations must be safe for concurrent

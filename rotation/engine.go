@@ -384,7 +384,11 @@ func (e *Engine) rotate(ctx context.Context, req Request) Outcome {
 	if err := e.cfg.Journal.Save(ctx, v.Name(), req.Secret, st); err != nil {
 		return fail(fmt.Errorf("record the new credential in the journal: %w", err))
 	}
-	props, err := v.Set(ctx, req.Secret, NewVersion{Value: cred.Value, ContentType: cur.ContentType, Tags: tags, NotBefore: now, Expires: expires})
+	contentType := cur.ContentType
+	if cred.ContentType != "" {
+		contentType = cred.ContentType // the provider knows what the new value is (a PEM file, a PKCS#12 archive)
+	}
+	props, err := v.Set(ctx, req.Secret, NewVersion{Value: cred.Value, ContentType: contentType, Tags: tags, NotBefore: now, Expires: expires})
 	if err != nil {
 		return fail(fmt.Errorf("write new version: %w", err))
 	}

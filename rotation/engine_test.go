@@ -583,3 +583,27 @@ func TestStatusOrdersOverdueFirstAndNamesActions(t *testing.T) {
 		}
 	}
 }
+
+// A provider that says what its value is (a PEM file, a PKCS#12 archive) sets the new version's content
+// type; one that does not keeps the current version's.
+func TestProviderSetsContentType(t *testing.T) {
+	f := newFixture(t, providers.ShapeGenerated)
+	f.seed("cert", 200*day, managedTags())
+	rotate := func() rotation.Secret {
+		t.Helper()
+		o := f.eng.Rotate(context.Background(), rotation.Request{Vault: "myvault", Secret: "cert", Trigger: rotation.TriggerManual, Force: true, Override: true})
+		if o.Kind != rotation.KindRotated {
+			t.Fatalf("%+v", o)
+		}
+		vs := f.vault.Versions("cert")
+		return vs[len(vs)-1]
+	}
+	f.prov.contentType = "application/x-pem-file"
+	if ct := rotate().ContentType; ct != "application/x-pem-file" {
+		t.Fatalf("content type %q, want the provider's", ct)
+	}
+	f.prov.contentType = ""
+	if ct := rotate().ContentType; ct != "application/x-pem-file" {
+		t.Fatalf("content type %q, want the current version's", ct)
+	}
+}

@@ -38,6 +38,8 @@ type countingProvider struct {
 	revokeReqs []providers.Request
 	// lifetime, when set, is how long the issuer lets a new credential live (Credential.ExpiresAt).
 	lifetime time.Duration
+	// contentType, when set, is what Create says the new value is (Credential.ContentType).
+	contentType string
 }
 
 func newCountingProvider(shape providers.Shape) *countingProvider {
@@ -100,7 +102,7 @@ func (p *countingProvider) Create(ctx context.Context, req providers.Request) (p
 	val := "value-of-" + id
 	p.creds[id] = val
 	p.byKey[req.IdempotencyKey] = id
-	c := providers.Credential{Value: providers.NewValue(val), CredentialID: id}
+	c := providers.Credential{Value: providers.NewValue(val), CredentialID: id, ContentType: p.contentType}
 	if p.lifetime > 0 {
 		exp := req.Now.Add(p.lifetime)
 		c.ExpiresAt = &exp
