@@ -647,8 +647,10 @@ func (p *Provider) scopesFor(ctx context.Context, cfg config, adm admin, req pro
 // createKey creates the key.
 func (p *Provider) createKey(ctx context.Context, cfg config, adm admin, req providers.Request, name string, scopes []string, secrets []string) (providers.Credential, error) {
 	type attributes struct {
-		Name   string   `json:"name"`
-		Scopes []string `json:"scopes,omitempty"`
+		Name string `json:"name"`
+		// Scopes is omitted for nil (no scopes: the owner's permissions), and sent as [] for an empty
+		// list, so a key whose scope list is empty is never replaced by an unscoped one.
+		Scopes *[]string `json:"scopes,omitempty"`
 	}
 	var body struct {
 		Data struct {
@@ -656,7 +658,10 @@ func (p *Provider) createKey(ctx context.Context, cfg config, adm admin, req pro
 			Attributes attributes `json:"attributes"`
 		} `json:"data"`
 	}
-	body.Data.Type, body.Data.Attributes = resourceType(cfg), attributes{Name: name, Scopes: scopes}
+	body.Data.Type, body.Data.Attributes = resourceType(cfg), attributes{Name: name}
+	if scopes != nil {
+		body.Data.Attributes.Scopes = &scopes
+	}
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return providers.Credential{}, providers.Permanent(fmt.Errorf("datadog create key: encoding the request: %w", err))

@@ -189,6 +189,21 @@ func TestScopesTagIsTheFallback(t *testing.T) {
 	}
 }
 
+// A current key with an empty scope list is replaced by a key with an empty list, never by an unscoped
+// key (which would have all its owner's permissions).
+func TestEmptyScopesStayEmpty(t *testing.T) {
+	f := newFixture(t, datadog.KeyTypeApplication, "")
+	f.current = f.srv.AddAppKey("no permissions", datadogtest.AdminUser, []string{})
+	req := f.request(f.srv.URL)
+	c, err := datadog.New().Create(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := f.srv.Key(c.CredentialID); k.Scopes == nil || len(k.Scopes) != 0 {
+		t.Fatalf("scopes %#v, want an empty list", k.Scopes)
+	}
+}
+
 func TestCreateIsIdempotent(t *testing.T) {
 	for _, kind := range []string{datadog.KeyTypeAPI, datadog.KeyTypeApplication} {
 		t.Run(kind, func(t *testing.T) {
