@@ -288,13 +288,18 @@ func TestCreateNeverDeletesTheCurrentOrAdminKey(t *testing.T) {
 	f := newFixture(t, twiliotest.TypeStandard)
 	name := twilio.KeyName(secretName, idemKey)
 	named := f.srv.AddKey(f.srv.Account.SID, twiliotest.TypeStandard, name, nil)
+	admin := f.srv.AddKey(f.srv.Account.SID, twiliotest.TypeMain, name, nil)
 	req := f.request(f.srv.URL)
 	req.CredentialID, req.Current = named.SID, providers.NewValue(named.Value())
+	req.Secrets = httpxtest.Secrets{adminSecret: admin.Value()}
 	if _, err := twilio.New().Create(t.Context(), req); err != nil {
 		t.Fatal(err)
 	}
 	if _, live := f.srv.Key(named.SID); !live {
 		t.Fatal("the current key was deleted because of its name")
+	}
+	if _, live := f.srv.Key(admin.SID); !live {
+		t.Fatal("the admin key was deleted because of its name")
 	}
 }
 
