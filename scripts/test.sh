@@ -96,6 +96,14 @@ if [ ! -x /usr/sbin/mariadbd ] || [ ! -x /usr/bin/mariadb-install-db ]; then
 fi
 export KVROTATOR_REQUIRE_MARIADB=1
 
+# Redis (providers/redis): internal/redistest runs redis-server with its own redis.conf on a free loopback
+# port (TLS with a test CA).
+if [ ! -x /usr/bin/redis-server ]; then
+  install_server_pkg redis-server
+fi
+export KVROTATOR_REDIS_SERVER=/usr/bin/redis-server
+export KVROTATOR_REQUIRE_REDIS=1
+
 # Chromium (the status page test, cmd/kvrotator/statuspage_test.go): Debian's package, run headless by
 # the test itself with a fresh profile and no network but loopback.
 if [ ! -x /usr/bin/chromium ]; then

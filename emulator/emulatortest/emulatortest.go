@@ -27,6 +27,13 @@ func KeyDir() string {
 			panic(err)
 		}
 		keyDir = d
+		// Create the CA and the keys now, once: emulators started in parallel would otherwise race
+		// to create them in the shared directory.
+		srv, err := emulator.New(emulator.Config{Addr: "127.0.0.1:0", KeyDir: d, Vaults: []emulator.VaultConfig{{Name: "warmup"}}})
+		if err != nil {
+			panic(err)
+		}
+		_ = srv.Close()
 	})
 	return keyDir
 }
