@@ -15,11 +15,11 @@ func TestLeanBuildCarriesNoDevelopmentCode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	deps, err := exec.Command("go", "list", "-deps", "-tags", "lean kvrotator_no_postgres kvrotator_no_mysql", ".").CombinedOutput()
+	deps, err := exec.Command("go", "list", "-deps", "-tags", "lean kvrotator_no_postgres kvrotator_no_mysql kvrotator_no_redis", ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, deps)
 	}
-	for _, pkg := range []string{"/emulator", "/internal/hostsim", "/rotation/rotationtest", "/providers/postgres", "jackc/pgx", "/providers/mysql", "go-sql-driver/mysql"} {
+	for _, pkg := range []string{"/emulator", "/internal/hostsim", "/rotation/rotationtest", "/providers/postgres", "jackc/pgx", "/providers/mysql", "go-sql-driver/mysql", "/providers/redis", "redis/go-redis"} {
 		for _, d := range strings.Fields(string(deps)) {
 			if strings.Contains(d, pkg) {
 				t.Errorf("the lean build links %s", d)
