@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kvrotator/kvrotator/rotation"
@@ -72,9 +73,10 @@ type Result struct {
 	Resolved bool                 `json:"resolved,omitempty"`
 }
 
+// Compiled on first use, not at start-up (the handler's cold start stays cheap).
 var (
-	repoRE     = regexp.MustCompile(`^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$`)
-	deliveryRE = regexp.MustCompile(`^[0-9a-fA-F-]{8,64}$`)
+	repoRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$`) })
+	deliveryRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-fA-F-]{8,64}$`) })
 )
 
 // Handle processes one delivery: its headers and raw body.
@@ -97,7 +99,7 @@ func (g *GitHub) Handle(ctx context.Context, h http.Header, body []byte) Result 
 	if event != EventAlert {
 		return Result{Status: http.StatusAccepted, Message: fmt.Sprintf("event %q is not handled (only %s)", clip(event), EventAlert)}
 	}
-	if !deliveryRE.MatchString(delivery) {
+	if !deliveryRE().MatchString(delivery) {
 		return Result{Status: http.StatusBadRequest, Message: "missing or malformed X-GitHub-Delivery"}
 	}
 	if seen, err := g.Deliveries.Seen(ctx, delivery); err != nil {
@@ -114,7 +116,7 @@ func (g *GitHub) Handle(ctx context.Context, h http.Header, body []byte) Result 
 			FullName string `json:"full_name"`
 		} `json:"repository"`
 	}
-	if err := json.Unmarshal(body, &p); err != nil || p.Alert.Number <= 0 || !repoRE.MatchString(p.Repository.FullName) {
+	if err := json.Unmarshal(body, &p); err != nil || p.Alert.Number <= 0 || !repoRE().MatchString(p.Repository.FullName) {
 		return Result{Status: http.StatusBadRequest, Message: "the payload is not a secret_scanning_alert with alert.number and repository.full_name"}
 	}
 	if p.Action != "created" && p.Action != "reopened" && p.Action != "publicly_leaked" {
