@@ -81,7 +81,14 @@ func TestFunctionAppFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	used := map[string]bool{}
-	for _, dir := range []string{"config", "keyvault", "cmd/kvrotator"} {
+	dirs := []string{"config", "keyvault", "cmd/kvrotator", "leaks", "consumers", "metrics"}
+	provs, _ := filepath.Glob(filepath.Join(root, "providers", "*"))
+	for _, d := range provs {
+		if rel, err := filepath.Rel(root, d); err == nil {
+			dirs = append(dirs, rel)
+		}
+	}
+	for _, dir := range dirs {
 		files, _ := filepath.Glob(filepath.Join(root, dir, "*.go"))
 		for _, f := range files {
 			if strings.HasSuffix(f, "_test.go") {
