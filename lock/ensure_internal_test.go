@@ -7,21 +7,27 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 
+	"github.com/kvrotator/kvrotator/internal/azstorage"
 	"github.com/kvrotator/kvrotator/internal/azuritetest"
 )
 
 // An existing lock blob, leased by another instance, is neither overwritten nor an error.
 func TestEnsureBlobKeepsExistingLeasedBlob(t *testing.T) {
-	client, err := azblob.NewClientFromConnectionString(azuritetest.Start(t), nil)
+	cs := azuritetest.Start(t)
+	client, err := azblob.NewClientFromConnectionString(cs, nil) // the SDK's client, to look independently
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := azstorage.NewClientFromConnectionString(cs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	l := NewBlobLocker(client, Options{Container: "ensure"})
-	bb := l.container.NewBlockBlobClient("locks/v/s")
+	l := NewBlobLocker(ours, Options{Container: "ensure"})
+	bb := client.ServiceClient().NewContainerClient("ensure").NewBlockBlobClient("locks/v/s")
 
 	// First call creates the container and the blob.
-	if err := l.ensureBlob(ctx, bb); err != nil {
+	if err := l.ensureBlob(ctx, "locks/v/s"); err != nil {
 		t.Fatalf("ensureBlob (create): %v", err)
 	}
 	props, err := bb.GetProperties(ctx, nil)
@@ -38,7 +44,7 @@ func TestEnsureBlobKeepsExistingLeasedBlob(t *testing.T) {
 	defer func() { _, _ = lc.ReleaseLease(ctx, nil) }()
 
 	// Again, with the blob leased by someone else, and with the container present.
-	if err := l.ensureBlob(ctx, bb); err != nil {
+	if err := l.ensureBlob(ctx, "locks/v/s"); err != nil {
 		t.Fatalf("ensureBlob (exists, leased): %v", err)
 	}
 	after, err := bb.GetProperties(ctx, nil)

@@ -7,21 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
+	"github.com/kvrotator/kvrotator/internal/azstorage"
 	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/rotation"
@@ -64,9 +56,9 @@ const (
 // A BlobJournal is safe for concurrent use. It remembers one ETag per secret it has read or written,
 // for the life of the process.
 type BlobJournal struct {
-	name      string
-	container *container.Client
-	createMu  sync.Mutex
+	name     string
+	client   *azstorage.Client
+	createMu sync.Mutex
 
 	mu   sync.Mutex
 	seen map[string]*seenBlob // blob name → what this process last knew of it
@@ -85,15 +77,11 @@ var _ rotation.Journal = (*BlobJournal)(nil)
 // NewBlobJournal returns a BlobJournal keeping its blobs in container containerName of client's account
 // ("" = DefaultJournalContainer). It makes no network call. BlobLocker.Journal returns one sharing the
 // locker's client.
-func NewBlobJournal(client *azblob.Client, containerName string) *BlobJournal {
-	return newBlobJournal(client.ServiceClient(), containerName)
-}
-
-func newBlobJournal(svc *service.Client, name string) *BlobJournal {
-	if name == "" {
-		name = DefaultJournalContainer
+func NewBlobJournal(client *azstorage.Client, containerName string) *BlobJournal {
+	if containerName == "" {
+		containerName = DefaultJournalContainer
 	}
-	return &BlobJournal{name: name, container: svc.NewContainerClient(name), seen: map[string]*seenBlob{}}
+	return &BlobJournal{name: containerName, client: client, seen: map[string]*seenBlob{}}
 }
 
 // Container is the name of the container holding the journal blobs.
@@ -126,7 +114,7 @@ func (j *BlobJournal) Load(ctx context.Context, vault, secret string) (rotation.
 	}
 	gen := j.generation(name)
 	st, etag, err := j.download(ctx, name)
-	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+	if azstorage.HasCode(err, azstorage.BlobNotFound, azstorage.ContainerNotFound) {
 		j.remember(name, &gen, "", true)
 		return rotation.State{}, nil
 	}
@@ -138,23 +126,14 @@ func (j *BlobJournal) Load(ctx context.Context, vault, secret string) (rotation.
 }
 
 // download reads and decodes a journal blob. Storage errors are returned unwrapped when they say the
-// blob or container is missing (bloberror.HasCode), classified otherwise.
+// blob or container is missing (azstorage.HasCode), classified otherwise.
 func (j *BlobJournal) download(ctx context.Context, name string) (rotation.State, azcore.ETag, error) {
-	resp, err := j.container.NewBlobClient(name).DownloadStream(ctx, nil)
+	body, etag, err := j.client.Download(ctx, j.name, name, maxBody)
 	if err != nil {
-		if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		if azstorage.HasCode(err, azstorage.BlobNotFound, azstorage.ContainerNotFound) {
 			return rotation.State{}, "", err
 		}
 		return rotation.State{}, "", j.classify("read", name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return rotation.State{}, "", j.classify("read", name, err)
-	}
-	var etag azcore.ETag
-	if resp.ETag != nil {
-		etag = *resp.ETag
 	}
 	if len(body) > maxBody {
 		return rotation.State{}, "", providers.Permanent(fmt.Errorf("journal blob %s/%s is larger than %d bytes: not a kvrotator state", j.name, name, maxBody))
@@ -179,41 +158,31 @@ func (j *BlobJournal) Save(ctx context.Context, vault, secret string, st rotatio
 	if err != nil {
 		return fmt.Errorf("encode the journal state of %s: %w", name, err)
 	}
-	meta := map[string]*string{}
+	opts := azstorage.PutOptions{ContentType: "application/json", Metadata: map[string]string{}}
 	if enc := base64.RawURLEncoding.EncodeToString(body); len(enc) <= maxMetaState {
-		meta[metaState] = &enc
+		opts.Metadata[metaState] = enc
 	} else {
-		meta[metaInBody] = to.Ptr("true")
+		opts.Metadata[metaInBody] = "true"
 	}
-	cond := j.condition(name)
-	bb := j.container.NewBlockBlobClient(name)
-	upload := func() (blockblob.UploadResponse, error) {
-		return bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(body)), &blockblob.UploadOptions{
-			Metadata:         meta,
-			HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
-			AccessConditions: cond,
-		})
-	}
-	resp, err := upload()
-	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+	conditional := j.condition(name, &opts)
+	upload := func() (azcore.ETag, error) { return j.client.Upload(ctx, j.name, name, body, opts) }
+	etag, err := upload()
+	if azstorage.HasCode(err, azstorage.ContainerNotFound) {
 		j.createMu.Lock()
-		err = createContainer(ctx, j.container, j.name)
+		err = createContainer(ctx, j.client, j.name)
 		j.createMu.Unlock()
 		if err != nil {
 			return j.classify("write", name, err)
 		}
-		resp, err = upload()
+		etag, err = upload()
 	}
 	if err != nil {
-		if cond != nil && blobExists(err) {
+		if conditional && blobExists(err) {
 			return fmt.Errorf("write journal blob %s/%s: %w (%w)", j.name, name, ErrJournalChanged, brief(err))
 		}
 		return j.classify("write", name, err)
 	}
-	var etag azcore.ETag // none (never seen from Azure Storage): the next Save is unconditional
-	if resp.ETag != nil {
-		etag = *resp.ETag
-	}
+	// An empty ETag (never seen from Azure Storage) makes the next Save unconditional.
 	j.remember(name, nil, etag, false)
 	return nil
 }
@@ -230,23 +199,17 @@ func (j *BlobJournal) List(ctx context.Context, vault string) (map[string]rotati
 	prefix := strings.ToLower(vault) + "/"
 	out := map[string]rotation.State{}
 	var large []string
-	pager := j.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
-		Prefix:  &prefix,
-		Include: container.ListBlobsInclude{Metadata: true},
-	})
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+	for marker, first := "", true; first || marker != ""; first = false {
+		page, err := j.client.ListBlobs(ctx, j.name, prefix, marker)
+		if azstorage.HasCode(err, azstorage.ContainerNotFound) {
 			return out, nil
 		}
 		if err != nil {
 			return nil, j.classify("list", prefix, err)
 		}
-		for _, item := range page.Segment.BlobItems {
-			if item == nil || item.Name == nil {
-				continue
-			}
-			secret := strings.TrimPrefix(*item.Name, prefix)
+		marker = page.NextMarker
+		for _, item := range page.Blobs {
+			secret := strings.TrimPrefix(item.Name, prefix)
 			if !kvnames.Secret(secret) {
 				continue // not a journal blob of this vault
 			}
@@ -259,7 +222,7 @@ func (j *BlobJournal) List(ctx context.Context, vault string) (map[string]rotati
 	}
 	for _, secret := range large {
 		st, _, err := j.download(ctx, prefix+secret)
-		if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+		if azstorage.HasCode(err, azstorage.BlobNotFound, azstorage.ContainerNotFound) {
 			continue // deleted since the listing
 		}
 		if err != nil {
@@ -272,12 +235,12 @@ func (j *BlobJournal) List(ctx context.Context, vault string) (map[string]rotati
 
 // stateFromMetadata decodes the state a listing carries in a blob's metadata; false when it is not there
 // (too large, or a blob written otherwise) or does not decode: the body, which is authoritative, is read.
-func stateFromMetadata(meta map[string]*string) (rotation.State, bool) {
+func stateFromMetadata(meta map[string]string) (rotation.State, bool) {
 	for k, v := range meta {
-		if !strings.EqualFold(k, metaState) || v == nil {
+		if !strings.EqualFold(k, metaState) {
 			continue
 		}
-		body, err := base64.RawURLEncoding.DecodeString(*v)
+		body, err := base64.RawURLEncoding.DecodeString(v)
 		if err != nil {
 			return rotation.State{}, false
 		}
@@ -326,24 +289,23 @@ func (j *BlobJournal) remember(name string, loadGen *uint64, etag azcore.ETag, a
 	s.gen++
 }
 
-// condition is the access condition of the next Save of a blob: nil when this process knows nothing of
-// it.
-func (j *BlobJournal) condition(name string) *blob.AccessConditions {
+// condition sets the access condition of the next Save of a blob in o and reports whether there is one:
+// none when this process knows nothing of it.
+func (j *BlobJournal) condition(name string, o *azstorage.PutOptions) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	s := j.seen[name]
-	var mc blob.ModifiedAccessConditions
 	switch {
 	case s == nil:
-		return nil
+		return false
 	case s.absent:
-		mc.IfNoneMatch = to.Ptr(azcore.ETagAny)
+		o.IfNoneMatch = azcore.ETagAny
 	case s.etag != "":
-		mc.IfMatch = to.Ptr(s.etag)
+		o.IfMatch = s.etag
 	default:
-		return nil
+		return false
 	}
-	return &blob.AccessConditions{ModifiedAccessConditions: &mc}
+	return true
 }
 
 // classify turns a storage error into one naming the blob (or prefix) and saying whether retrying can

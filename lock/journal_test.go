@@ -15,8 +15,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
+	"github.com/kvrotator/kvrotator/internal/azstorage"
 	"github.com/kvrotator/kvrotator/internal/azuritetest"
 	"github.com/kvrotator/kvrotator/lock"
 	"github.com/kvrotator/kvrotator/providers"
@@ -26,12 +26,10 @@ import (
 // journal returns a BlobJournal in a container of its own; counted, when not nil, sees its requests.
 func (f *fixture) journal(t *testing.T, containerName string, counted *countingTransport) *lock.BlobJournal {
 	t.Helper()
-	client := f.client
+	client := f.kv
 	if counted != nil {
 		var err error
-		client, err = azblob.NewClientFromConnectionString(f.cs, &azblob.ClientOptions{
-			ClientOptions: azcore.ClientOptions{Transport: counted},
-		})
+		client, err = azstorage.NewClientFromConnectionString(f.cs, &azcore.ClientOptions{Transport: counted})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -396,9 +394,7 @@ func TestBlobJournal(t *testing.T) {
 }
 
 func TestBlobJournalInvalidNames(t *testing.T) {
-	client, err := azblob.NewClientWithNoCredential("http://127.0.0.1:9/devstoreaccount1", &azblob.ClientOptions{
-		ClientOptions: azcore.ClientOptions{Transport: failTransport{t}},
-	})
+	client, err := azstorage.NewClientNoCredential("http://127.0.0.1:9/devstoreaccount1", &azcore.ClientOptions{Transport: failTransport{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,9 +461,7 @@ func TestBlobJournalErrors(t *testing.T) {
 		{http.StatusServiceUnavailable, "ServerBusy", false},
 		{http.StatusInternalServerError, "InternalError", false},
 	} {
-		client, err := azblob.NewClientFromConnectionString(cs, &azblob.ClientOptions{
-			ClientOptions: azcore.ClientOptions{Transport: statusTransport{c.status, c.code}, Retry: noRetry},
-		})
+		client, err := azstorage.NewClientFromConnectionString(cs, &azcore.ClientOptions{Transport: statusTransport{c.status, c.code}, Retry: noRetry})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -491,9 +485,7 @@ func TestBlobJournalErrors(t *testing.T) {
 	}
 
 	// No answer at all, with a SAS token in the URL: the error never shows it.
-	client, err := azblob.NewClientWithNoCredential("http://127.0.0.1:9/devstoreaccount1?sv=2023-01-01&sig=SECRETSIGNATURE", &azblob.ClientOptions{
-		ClientOptions: azcore.ClientOptions{Retry: noRetry},
-	})
+	client, err := azstorage.NewClientNoCredential("http://127.0.0.1:9/devstoreaccount1?sv=2023-01-01&sig=SECRETSIGNATURE", &azcore.ClientOptions{Retry: noRetry})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,9 @@
 package lock
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -31,15 +29,9 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
+	"github.com/kvrotator/kvrotator/internal/azstorage"
+	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"github.com/kvrotator/kvrotator/rotation"
 	"github.com/kvrotator/kvrotator/vocab"
 )
@@ -96,8 +88,7 @@ type Options struct {
 // BlobLocker serves every secret of the process.
 type BlobLocker struct {
 	containerName string
-	container     *container.Client
-	service       *service.Client
+	client        *azstorage.Client
 	journalName   string
 	journal       func() *BlobJournal
 	endpoint      string
@@ -113,7 +104,7 @@ var _ rotation.Locker = (*BlobLocker)(nil)
 
 // NewBlobLocker returns a BlobLocker that keeps its lock blobs in client's account. It makes no
 // network call; the container is created by the first Lock that needs it.
-func NewBlobLocker(client *azblob.Client, o Options) *BlobLocker {
+func NewBlobLocker(client *azstorage.Client, o Options) *BlobLocker {
 	if o.Container == "" {
 		o.Container = DefaultContainer
 	}
@@ -137,15 +128,14 @@ func NewBlobLocker(client *azblob.Client, o Options) *BlobLocker {
 	}
 	l := &BlobLocker{
 		containerName: o.Container,
-		container:     client.ServiceClient().NewContainerClient(o.Container),
-		service:       client.ServiceClient(),
+		client:        client,
 		journalName:   o.JournalContainer,
 		endpoint:      stripQuery(client.URL()),
 		duration:      d,
 		renewEvery:    every,
 		log:           logger,
 	}
-	l.journal = sync.OnceValue(func() *BlobJournal { return newBlobJournal(l.service, l.journalName) })
+	l.journal = sync.OnceValue(func() *BlobJournal { return NewBlobJournal(l.client, l.journalName) })
 	return l
 }
 
@@ -207,25 +197,21 @@ func (l *BlobLocker) Lock(ctx context.Context, key string) (context.Context, fun
 		return nil, nil, err
 	}
 	path := l.containerName + "/" + name
-	bb := l.container.NewBlockBlobClient(name)
-	lc, err := lease.NewBlobClient(bb, nil) // a fresh random lease ID per lock
-	if err != nil {
-		return nil, nil, fmt.Errorf("lease client for blob %s: %w", path, err)
-	}
+	lc := &leaseClient{c: l.client, container: l.containerName, blob: name, id: azstorage.NewLeaseID()} // a fresh random lease ID per lock
 
-	secs := int32(l.duration / time.Second)
+	secs := int(l.duration / time.Second)
 	sent := time.Now()
-	_, err = lc.AcquireLease(ctx, secs, nil)
-	if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+	err = lc.acquire(ctx, secs)
+	if azstorage.HasCode(err, azstorage.BlobNotFound, azstorage.ContainerNotFound) {
 		// First lock of this secret (or of this account): create what is missing, then try again.
-		if err := l.ensureBlob(ctx, bb); err != nil {
+		if err := l.ensureBlob(ctx, name); err != nil {
 			return nil, nil, classify(fmt.Errorf("create lock blob %s: %w", path, err))
 		}
 		sent = time.Now()
-		_, err = lc.AcquireLease(ctx, secs, nil)
+		err = lc.acquire(ctx, secs)
 	}
 	if err != nil {
-		if bloberror.HasCode(err, bloberror.LeaseAlreadyPresent, bloberror.LeaseIsBreakingAndCannotBeAcquired) {
+		if azstorage.HasCode(err, azstorage.LeaseAlreadyPresent, azstorage.LeaseIsBreakingAndCannotBeAcquired) {
 			return nil, nil, fmt.Errorf("%w (the lease on blob %s is held by another instance)", rotation.ErrBusy, path)
 		}
 		var re *azcore.ResponseError
@@ -233,7 +219,7 @@ func (l *BlobLocker) Lock(ctx context.Context, key string) (context.Context, fun
 			// No answer (timeout, connection lost): the service may have granted the lease anyway. It
 			// carries our proposed lease ID, so releasing it cannot touch anyone else's lease.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abandonTimeout)
-			_, _ = lc.ReleaseLease(rctx, nil)
+			_ = lc.release(rctx)
 			cancel()
 		}
 		return nil, nil, classify(fmt.Errorf("acquire lease on blob %s: %w", path, brief(err)))
@@ -270,20 +256,16 @@ func classify(err error) error {
 
 // ensureBlob creates the empty lock blob, and its container if that is missing. An existing blob is
 // never overwritten (If-None-Match: *), leased or not.
-func (l *BlobLocker) ensureBlob(ctx context.Context, bb *blockblob.Client) error {
+func (l *BlobLocker) ensureBlob(ctx context.Context, name string) error {
 	upload := func() error {
-		_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(nil)), &blockblob.UploadOptions{
-			AccessConditions: &blob.AccessConditions{
-				ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: new(azcore.ETagAny)},
-			},
-		})
+		_, err := l.client.Upload(ctx, l.containerName, name, nil, azstorage.PutOptions{IfNoneMatch: azcore.ETagAny})
 		if err == nil || blobExists(err) {
 			return nil
 		}
 		return brief(err)
 	}
 	err := upload()
-	if !bloberror.HasCode(err, bloberror.ContainerNotFound) {
+	if !azstorage.HasCode(err, azstorage.ContainerNotFound) {
 		return err
 	}
 	if err := l.ensureContainer(ctx); err != nil {
@@ -296,14 +278,14 @@ func (l *BlobLocker) ensureBlob(ctx context.Context, bb *blockblob.Client) error
 func (l *BlobLocker) ensureContainer(ctx context.Context) error {
 	l.createMu.Lock()
 	defer l.createMu.Unlock()
-	return createContainer(ctx, l.container, l.containerName)
+	return createContainer(ctx, l.client, l.containerName)
 }
 
 // createContainer creates a container of kvrotator's; one that already exists (another instance
 // created it at the same time) is fine.
-func createContainer(ctx context.Context, c *container.Client, name string) error {
-	_, err := c.Create(ctx, nil)
-	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+func createContainer(ctx context.Context, c *azstorage.Client, name string) error {
+	err := c.CreateContainer(ctx, name)
+	if err != nil && !azstorage.HasCode(err, azstorage.ContainerAlreadyExists) {
 		return fmt.Errorf("create container %s: %w", name, brief(err))
 	}
 	return nil
@@ -312,8 +294,8 @@ func createContainer(ctx context.Context, c *container.Client, name string) erro
 // blobExists reports whether a conditional upload failed because the blob is already there (possibly
 // leased by another instance).
 func blobExists(err error) bool {
-	if bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet,
-		bloberror.LeaseIDMissing, bloberror.LeaseAlreadyPresent) {
+	if azstorage.HasCode(err, azstorage.BlobAlreadyExists, azstorage.ConditionNotMet,
+		azstorage.LeaseIDMissing, azstorage.LeaseAlreadyPresent) {
 		return true
 	}
 	var re *azcore.ResponseError
@@ -337,7 +319,7 @@ func leaseGone(err error) bool {
 // holder is one held lock.
 type holder struct {
 	l    *BlobLocker
-	lc   *lease.BlobClient
+	lc   *leaseClient
 	key  string
 	path string
 
@@ -380,7 +362,7 @@ func (h *holder) renew(sent time.Time) {
 			callDeadline = deadline
 		}
 		rctx, cancel := context.WithDeadline(h.loopCtx, callDeadline)
-		_, err := h.lc.RenewLease(rctx, nil)
+		err := h.lc.renew(rctx)
 		cancel()
 		if err == nil {
 			if failures > 0 {
@@ -429,11 +411,29 @@ func (h *holder) unlock() {
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(h.loopCtx), releaseTimeout)
 		defer cancel()
-		if _, err := h.lc.ReleaseLease(ctx, nil); err != nil {
+		if err := h.lc.release(ctx); err != nil {
 			h.l.log.Warn("rotation lock release failed; the lease expires by itself",
 				"key", h.key, "blob", h.path, "expiresWithin", h.l.duration.String(), "error", brief(err))
 		}
 	})
+}
+
+// leaseClient is one lease on one lock blob: its lease ID is proposed when it is acquired.
+type leaseClient struct {
+	c                   *azstorage.Client
+	container, blob, id string
+}
+
+func (lc *leaseClient) acquire(ctx context.Context, secs int) error {
+	return lc.c.AcquireLease(ctx, lc.container, lc.blob, lc.id, secs)
+}
+
+func (lc *leaseClient) renew(ctx context.Context) error {
+	return lc.c.RenewLease(ctx, lc.container, lc.blob, lc.id)
+}
+
+func (lc *leaseClient) release(ctx context.Context) error {
+	return lc.c.ReleaseLease(ctx, lc.container, lc.blob, lc.id)
 }
 
 // brief shortens a storage error to one line ("409 LeaseIsBrokenAndCannotBeRenewed") for logs and

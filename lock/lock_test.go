@@ -20,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 
+	"github.com/kvrotator/kvrotator/internal/azstorage"
 	"github.com/kvrotator/kvrotator/internal/azuritetest"
 	"github.com/kvrotator/kvrotator/lock"
 	"github.com/kvrotator/kvrotator/rotation"
@@ -30,7 +31,8 @@ import (
 // container, so they are independent.
 type fixture struct {
 	cs     string
-	client *azblob.Client
+	client *azblob.Client    // the SDK's client, to look at what kvrotator wrote independently
+	kv     *azstorage.Client // kvrotator's
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -39,7 +41,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{cs: cs, client: client}
+	kv, err := azstorage.NewClientFromConnectionString(cs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{cs: cs, client: client, kv: kv}
 }
 
 var containerSeq atomic.Int64
@@ -52,7 +58,7 @@ func (f *fixture) locker(t *testing.T, o lock.Options) *lock.BlobLocker {
 	if o.Logger == nil {
 		o.Logger = testLogger(t)
 	}
-	return lock.NewBlobLocker(f.client, o)
+	return lock.NewBlobLocker(f.kv, o)
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -271,9 +277,7 @@ func TestBlobLocker(t *testing.T) {
 	t.Run("RenewalRetriesTransientFailuresThenGivesUp", func(t *testing.T) {
 		t.Parallel()
 		tr := &flakyTransport{next: &http.Client{}}
-		client, err := azblob.NewClientFromConnectionString(f.cs, &azblob.ClientOptions{
-			ClientOptions: azcore.ClientOptions{Transport: tr, Retry: policy.RetryOptions{MaxRetries: -1}},
-		})
+		client, err := azstorage.NewClientFromConnectionString(f.cs, &azcore.ClientOptions{Transport: tr, Retry: policy.RetryOptions{MaxRetries: -1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,9 +322,7 @@ func TestBlobLocker(t *testing.T) {
 		t.Parallel()
 		tr := &flakyTransport{next: &http.Client{}}
 		tr.dropAcquireAnswers.Store(1)
-		client, err := azblob.NewClientFromConnectionString(f.cs, &azblob.ClientOptions{
-			ClientOptions: azcore.ClientOptions{Transport: tr, Retry: policy.RetryOptions{MaxRetries: -1}},
-		})
+		client, err := azstorage.NewClientFromConnectionString(f.cs, &azcore.ClientOptions{Transport: tr, Retry: policy.RetryOptions{MaxRetries: -1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -380,7 +382,7 @@ func leaseState(p *lease.StateType) lease.StateType {
 func mapEnv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestInvalidKeys(t *testing.T) {
-	client, err := azblob.NewClientFromConnectionString(azuritetest.ConnectionString("http://127.0.0.1:9/devstoreaccount1"), nil)
+	client, err := azstorage.NewClientFromConnectionString(azuritetest.ConnectionString("http://127.0.0.1:9/devstoreaccount1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +406,7 @@ func TestInvalidKeys(t *testing.T) {
 }
 
 func TestOptionsDefaults(t *testing.T) {
-	client, err := azblob.NewClientWithNoCredential("https://acct.blob.core.windows.net/", nil)
+	client, err := azstorage.NewClientNoCredential("https://acct.blob.core.windows.net/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,7 +643,7 @@ func TestForbiddenIsPermanentBusyIsTransient(t *testing.T) {
 		t.Fatalf("busy: %v (permanent %v)", err, vocab.IsPermanent(err))
 	}
 	wrong := regexp.MustCompile(`AccountKey=[^;]+`).ReplaceAllString(f.cs, "AccountKey="+base64.StdEncoding.EncodeToString([]byte("not-the-account-key-0123456789ab")))
-	client, err := azblob.NewClientFromConnectionString(wrong, nil)
+	client, err := azstorage.NewClientFromConnectionString(wrong, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
+	"github.com/kvrotator/kvrotator/internal/azstorage"
 )
 
 // The settings FromSettings reads: the Function App's own storage account, as the Functions host reads it.
@@ -43,7 +44,7 @@ var accountNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCom
 //
 //   - AzureWebJobsStorage set: a connection string. "UseDevelopmentStorage=true" means Azurite's
 //     well-known devstoreaccount1 at http://127.0.0.1:10000 (or the host of DevelopmentStorageProxyUri,
-//     port 10000); otherwise it is an account key or SAS connection string as azblob understands it
+//     port 10000); otherwise it is an account key or SAS connection string as the Azure SDKs understand it
 //     (AccountName + AccountKey, optionally BlobEndpoint / EndpointSuffix / DefaultEndpointsProtocol).
 //   - Otherwise identity-based: AzureWebJobsStorage__blobServiceUri (an https URL), or
 //     AzureWebJobsStorage__accountName (→ https://<name>.blob.core.windows.net/). The form with a colon
@@ -56,9 +57,9 @@ var accountNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCom
 // transport, when not nil, carries the storage requests (tests). Errors never quote the connection
 // string.
 func FromSettings(getenv func(string) string, cred azcore.TokenCredential, transport policy.Transporter, o Options) (*BlobLocker, error) {
-	var opts *azblob.ClientOptions
+	var opts *azcore.ClientOptions
 	if transport != nil {
-		opts = &azblob.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: transport}}
+		opts = &azcore.ClientOptions{Transport: transport}
 	}
 
 	if cs := strings.TrimSpace(getenv(SettingStorage)); cs != "" {
@@ -66,10 +67,10 @@ func FromSettings(getenv func(string) string, cred azcore.TokenCredential, trans
 		if err != nil {
 			return nil, err
 		}
-		client, err := azblob.NewClientFromConnectionString(cs, opts)
+		client, err := azstorage.NewClientFromConnectionString(cs, opts)
 		if err != nil {
-			// azblob's parse errors name what is missing; they never contain the string or its key.
-			return nil, fmt.Errorf("%s: not a usable storage connection string: %w", SettingStorage, err)
+			// The parse errors name what is missing; they never contain the string or its key.
+			return nil, fmt.Errorf("%s: %w", SettingStorage, err)
 		}
 		return NewBlobLocker(client, o), nil
 	}
@@ -94,7 +95,7 @@ func FromSettings(getenv func(string) string, cred azcore.TokenCredential, trans
 	if cred == nil {
 		return nil, errors.New("identity-based AzureWebJobsStorage needs a token credential (managed identity)")
 	}
-	client, err := azblob.NewClient(serviceURL, cred, opts)
+	client, err := azstorage.NewClient(serviceURL, cred, opts)
 	if err != nil {
 		return nil, fmt.Errorf("blob client for %s: %w", serviceURL, err)
 	}

@@ -41,9 +41,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
 	"github.com/kvrotator/kvrotator/emulator"
+	"github.com/kvrotator/kvrotator/internal/azstorage"
 	"github.com/kvrotator/kvrotator/journal"
 	"github.com/kvrotator/kvrotator/keyvault"
 	"github.com/kvrotator/kvrotator/lock"
@@ -187,7 +187,7 @@ func runOne(ctx context.Context, kind string, n, concurrency, seedWorkers int, u
 		defer fj.Close()
 		jour = fj
 	case "blob":
-		client, err := azblob.NewClientFromConnectionString(az.connectionString, nil)
+		client, err := azstorage.NewClientFromConnectionString(az.connectionString, nil)
 		if err != nil {
 			return r, err
 		}

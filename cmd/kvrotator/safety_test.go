@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"github.com/kvrotator/kvrotator/emulator"
 	"github.com/kvrotator/kvrotator/emulator/emulatortest"
+	"github.com/kvrotator/kvrotator/internal/azstorage"
 	"github.com/kvrotator/kvrotator/internal/azuritetest"
 	"github.com/kvrotator/kvrotator/internal/hostsim"
 	"github.com/kvrotator/kvrotator/lock"
@@ -223,7 +224,7 @@ func (s *safety) converged(wantVersions int, previousMayLive bool) {
 // instances keep it (never from tags).
 func (s *safety) state() rotation.State {
 	s.t.Helper()
-	c, err := azblob.NewClientFromConnectionString(s.storage, nil)
+	c, err := azstorage.NewClientFromConnectionString(s.storage, nil)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+	"github.com/kvrotator/kvrotator/internal/azstorage"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 	"github.com/kvrotator/kvrotator/providers/registry"
@@ -60,16 +60,12 @@ func (p *Provider) verifyDataPlane(ctx context.Context, env registry.Azure, c co
 	switch c.verify {
 	case verifyStorage:
 		endpoint := "https://" + host(c, "blob."+dns.Storage) + "/"
-		cred, err := service.NewSharedKeyCredential(strings.ToLower(c.id.Name), secret)
+		cl, err := azstorage.NewSharedKeyClient(endpoint, strings.ToLower(c.id.Name), secret, &opts)
 		if err != nil {
-			// Not base64: azblob's message names the offset, never the value.
+			// Not base64 (the error never quotes the value).
 			return providers.Permanent(&Error{Op: "verify " + s.ID, Resource: c.id.String(), Reason: "the key is not base64", Err: err})
 		}
-		cl, err := service.NewClientWithSharedKeyCredential(endpoint, cred, &service.ClientOptions{ClientOptions: opts})
-		if err != nil {
-			return providers.Permanent(err)
-		}
-		_, err = cl.GetProperties(ctx, nil)
+		err = cl.ServiceProperties(ctx)
 		return dataPlaneError(err, c, s, "GET "+endpoint+"?restype=service&comp=properties")
 	case verifyCosmos:
 		endpoint := "https://" + host(c, dns.Cosmos) + ":443/"
