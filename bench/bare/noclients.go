@@ -1,0 +1,6 @@
+//go:build !clients
+
+package main
+
+// setup does nothing in the plain yardstick.
+func setup() {}
