@@ -37,6 +37,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kvrotator/kvrotator/internal/kvnames"
 	"github.com/kvrotator/kvrotator/providers"
@@ -322,19 +323,24 @@ func (p *Policy) Check(vault, secret, provider string, refs []providers.Referenc
 
 // The ARM ids a consumer may name ({vault} and {secret} stand in for letters, digits and hyphens).
 var (
-	appServiceID   = regexp.MustCompile(`(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+(/slots/[^/]+)?$`)
-	containerAppID = regexp.MustCompile(`(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.App/containerApps/[^/]+$`)
+	// Compiled on first use: start-up stays free of work only some configurations need.
+	appServiceID = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Web/sites/[^/]+(/slots/[^/]+)?$`)
+	})
+	containerAppID = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.App/containerApps/[^/]+$`)
+	})
 )
 
 // checkConsumer validates one consumer entry.
 func checkConsumer(c rotation.Consumer) error {
 	switch c.Kind {
 	case rotation.ConsumerAppService:
-		if !appServiceID.MatchString(c.Resource) || c.URL != "" || c.SigningSecret != "" {
+		if !appServiceID().MatchString(c.Resource) || c.URL != "" || c.SigningSecret != "" {
 			return fmt.Errorf("an app-service consumer needs resource: the app's ARM id (/subscriptions/…/resourceGroups/…/providers/Microsoft.Web/sites/NAME[/slots/SLOT]) and nothing else; got %q", c.Resource)
 		}
 	case rotation.ConsumerContainerApp:
-		if !containerAppID.MatchString(c.Resource) || c.URL != "" || c.SigningSecret != "" {
+		if !containerAppID().MatchString(c.Resource) || c.URL != "" || c.SigningSecret != "" {
 			return fmt.Errorf("a container-app consumer needs resource: the app's ARM id (/subscriptions/…/resourceGroups/…/providers/Microsoft.App/containerApps/NAME) and nothing else; got %q", c.Resource)
 		}
 	case rotation.ConsumerWebhook:
