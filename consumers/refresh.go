@@ -27,7 +27,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/registry"
-	"github.com/kvrotator/kvrotator/providers/webhook"
+	"github.com/kvrotator/kvrotator/providers/webhook/signature"
 	"github.com/kvrotator/kvrotator/rotation"
 	"github.com/kvrotator/kvrotator/vocab"
 )
@@ -262,8 +262,8 @@ func (r *Refresher) webhook(ctx context.Context, c rotation.Consumer, info rotat
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "kvrotator-consumer/1")
-	req.Header.Set(webhook.HeaderTimestamp, ts)
-	req.Header.Set(webhook.HeaderSignature, webhook.Sign([]byte(key.Reveal()), ts, body))
+	req.Header.Set(signature.HeaderTimestamp, ts)
+	req.Header.Set(signature.HeaderSignature, signature.Sign([]byte(key.Reveal()), ts, body))
 	resp, err := r.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("webhook consumer %s: %w", c.URL, redactURLError(err))

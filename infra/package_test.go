@@ -192,3 +192,53 @@ func TestZipAppPackagesTheOperatorsBindings(t *testing.T) {
 		t.Fatalf("zip entries = %v, want %v", got, want)
 	}
 }
+
+// TestPackageScriptProviders: KVROTATOR_PROVIDERS links only the providers it names (by their
+// rotation-provider names or build-tag names), which `kvrotator version` lists; an unknown name stops the
+// build with the known ones.
+func TestPackageScriptProviders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-builds kvrotator")
+	}
+	dist := t.TempDir()
+	cmd := exec.Command("bash", "scripts/package.sh")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "KVROTATOR_DIST="+dist, "KVROTATOR_PROVIDERS=random,Entra-App-Certificate postgres")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/package.sh: %v\n%s", err, out)
+	}
+	zr, err := zip.OpenReader(filepath.Join(dist, "kvrotator-functionapp.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	found := false
+	for _, f := range zr.File {
+		if f.Name != "kvrotator" {
+			continue
+		}
+		found = true
+		bin := filepath.Join(t.TempDir(), "kvrotator")
+		if err := os.WriteFile(bin, readZipFile(t, f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "version").CombinedOutput()
+		if err != nil {
+			t.Fatalf("kvrotator version: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "\nproviders: entra-app-certificate postgres random\n") {
+			t.Fatalf("kvrotator version of a KVROTATOR_PROVIDERS build:\n%s", out)
+		}
+	}
+	if !found {
+		t.Fatal("no kvrotator binary in the zip")
+	}
+
+	cmd = exec.Command("bash", "scripts/package.sh")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "KVROTATOR_DIST="+t.TempDir(), "KVROTATOR_PROVIDERS=random no-such-provider")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `unknown provider "no-such-provider"`) || !strings.Contains(string(out), "postgres") {
+		t.Fatalf("package.sh with an unknown provider: %v\n%s", err, out)
+	}
+}

@@ -9,7 +9,7 @@
 //	kvrotator sweep      one sweep now (the on-premises runner's command)
 //	kvrotator leak       the emergency response to a leaked value
 //	kvrotator emulator   run the local Key Vault emulator
-//	kvrotator version    print the version
+//	kvrotator version    print the version and the providers linked in
 //
 // The deployed binary is built with -tags lean (scripts/package.sh): it carries the handler and the
 // operator commands only, not demo, emulator and their test host; -tags kvrotator_no_<provider> (e.g.
@@ -24,7 +24,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/kvrotator/kvrotator/providers/registry"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -46,8 +49,10 @@ func commands() []command {
 		{"leak", "emergency: rotate whatever holds a leaked value (on standard input, or --sha256) and revoke it now; exit 3: not found", runLeak},
 	}
 	cmds = append(cmds, devCommands()...) // demo and emulator; not in the lean (deployed) build
-	return append(cmds, command{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) int {
+	return append(cmds, command{"version", "print the version and the providers linked in", func(_ context.Context, _ []string, stdout, _ io.Writer) int {
 		fmt.Fprintln(stdout, "kvrotator", version)
+		// The providers linked into this build (scripts/package.sh KVROTATOR_PROVIDERS leaves others out).
+		fmt.Fprintln(stdout, "providers:", strings.Join(registry.Names(), " "))
 		return 0
 	}})
 }

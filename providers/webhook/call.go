@@ -2,9 +2,6 @@ package webhook
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -12,13 +9,14 @@ import (
 	"strings"
 
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
+	"github.com/kvrotator/kvrotator/providers/webhook/signature"
 )
 
 // The headers of every call.
 const (
-	HeaderTimestamp      = "X-Kvrotator-Timestamp" // unix seconds when the request was signed
-	HeaderSignature      = "X-Kvrotator-Signature" // "sha256=" + hex HMAC-SHA256(key, timestamp + "." + body)
-	HeaderIdempotencyKey = "Idempotency-Key"       // create and verify: the body's idempotencyKey
+	HeaderTimestamp      = signature.HeaderTimestamp // unix seconds when the request was signed
+	HeaderSignature      = signature.HeaderSignature // "sha256=" + hex HMAC-SHA256(key, timestamp + "." + body)
+	HeaderIdempotencyKey = "Idempotency-Key"         // create and verify: the body's idempotencyKey
 )
 
 // Limits of the contract.
@@ -29,7 +27,7 @@ const (
 )
 
 const (
-	signaturePrefix = "sha256="             // the scheme in HeaderSignature
+	signaturePrefix = signature.Prefix      // the scheme in HeaderSignature
 	userAgent       = "kvrotator-webhook/1" // lets a service recognise the caller in its logs
 	errorField      = "error"               // the message field of a JSON error body
 )
@@ -45,11 +43,7 @@ const (
 // sent in X-Kvrotator-Timestamp): "sha256=" followed by the lower-case hex HMAC-SHA256 of
 // timestamp + "." + body under key.
 func Sign(key []byte, timestamp string, body []byte) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(timestamp))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return signaturePrefix + hex.EncodeToString(mac.Sum(nil))
+	return signature.Sign(key, timestamp, body)
 }
 
 // call is one signed POST to an endpoint.
