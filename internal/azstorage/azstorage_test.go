@@ -199,9 +199,9 @@ func TestConnectionStrings(t *testing.T) {
 	const key = "c2VjcmV0LWFjY291bnQta2V5LXRoYXQtbXVzdC1uZXZlci1sZWFr"
 	for cs, want := range map[string]string{
 		"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=" + key + ";EndpointSuffix=core.windows.net": "https://acct.blob.core.windows.net/",
-		"AccountName=acct;AccountKey=" + key + ";EndpointSuffix=core.usgovcloudapi.net;":                        "https://acct.blob.core.usgovcloudapi.net/",
-		"AccountName=acct;AccountKey=" + key + ";BlobEndpoint=http://127.0.0.1:10000/acct":                      "http://127.0.0.1:10000/acct/",
-		"BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=sv=2023-01-01&sig=SECRET":        "https://acct.blob.core.windows.net/",
+		"AccountName=acct;AccountKey=" + key + ";EndpointSuffix=core.usgovcloudapi.net;":                         "https://acct.blob.core.usgovcloudapi.net/",
+		"AccountName=acct;AccountKey=" + key + ";BlobEndpoint=http://127.0.0.1:10000/acct":                       "http://127.0.0.1:10000/acct/",
+		"BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=sv=2023-01-01&sig=SECRET":         "https://acct.blob.core.windows.net/",
 	} {
 		c, err := azstorage.NewClientFromConnectionString(cs, nil)
 		if err != nil || c.URL() != want {
