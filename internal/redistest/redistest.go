@@ -39,8 +39,7 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
+	redigo "github.com/gomodule/redigo/redis"
 )
 
 // Environment variables read by Start.
@@ -280,14 +279,92 @@ func (s *Server) ClientTLS() *tls.Config {
 }
 
 // Client returns a client of the server logging in as user with password (over TLS when the server
-// speaks it), making one connection and retrying nothing. The caller closes it.
-func (s *Server) Client(user, password string) *goredis.Client {
-	return goredis.NewClient(&goredis.Options{
-		Addr: s.Addr, Username: user, Password: password, TLSConfig: s.ClientTLS(),
-		Protocol: 2, DisableIdentity: true, MaxRetries: -1, DialerRetries: 1, PoolSize: 1, PipelinePoolSize: -1,
-		DialTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
+// speaks it; AUTH user password unless password is ""), making one connection, at its first command,
+// and retrying nothing. The caller closes it.
+func (s *Server) Client(user, password string) *Client {
+	return &Client{s: s, user: user, password: password}
+}
+
+// Client is one connection to a Server, made at its first command. One goroutine uses it.
+type Client struct {
+	s              *Server
+	user, password string
+	conn           redigo.Conn
+}
+
+// Nil is the error of Get for a key that does not exist.
+var Nil = redigo.ErrNil
+
+// Cmd is a command's outcome.
+type Cmd struct {
+	val any
+	err error
+}
+
+// Err is the command's error: a redigo.Error for an error reply, Nil for a missing key (Get).
+func (c *Cmd) Err() error { return c.err }
+
+// Result is the reply, bulk strings as strings, and the error.
+func (c *Cmd) Result() (any, error) { return c.val, c.err }
+
+// Do runs one command, connecting first when the client has no connection.
+func (c *Client) Do(ctx context.Context, args ...any) *Cmd {
+	if len(args) == 0 {
+		return &Cmd{err: errors.New("redistest: no command")}
+	}
+	if c.conn == nil {
+		opts := []redigo.DialOption{redigo.DialConnectTimeout(5 * time.Second), redigo.DialReadTimeout(10 * time.Second),
+			redigo.DialWriteTimeout(10 * time.Second), redigo.DialUsername(c.user), redigo.DialPassword(c.password)}
+		if c.s.TLS {
+			opts = append(opts, redigo.DialUseTLS(true), redigo.DialTLSConfig(c.s.ClientTLS()))
+		}
+		conn, err := redigo.DialContext(ctx, "tcp", c.s.Addr, opts...)
+		if err != nil {
+			return &Cmd{err: err}
+		}
+		c.conn = conn
+	}
+	name, ok := args[0].(string)
+	if !ok {
+		return &Cmd{err: fmt.Errorf("redistest: command name %v is not a string", args[0])}
+	}
+	r, err := redigo.DoContext(c.conn, ctx, name, args[1:]...)
+	return &Cmd{val: text(r), err: err}
+}
+
+// Get runs GET key; Err is Nil when the key does not exist.
+func (c *Client) Get(ctx context.Context, key string) *Cmd {
+	cmd := c.Do(ctx, "GET", key)
+	if cmd.err == nil && cmd.val == nil {
+		cmd.err = Nil
+	}
+	return cmd
+}
+
+// Ping runs PING.
+func (c *Client) Ping(ctx context.Context) *Cmd { return c.Do(ctx, "PING") }
+
+// Close closes the connection, if one was made.
+func (c *Client) Close() error {
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.Close()
+}
+
+// text is reply with every bulk string as a string.
+func text(reply any) any {
+	switch x := reply.(type) {
+	case []byte:
+		return string(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = text(e)
+		}
+		return out
+	}
+	return reply
 }
 
 // DoErr runs one command as the admin, on a new connection.
@@ -304,7 +381,7 @@ func (s *Server) DoErr(args ...any) (any, error) {
 func (s *Server) Do(t testing.TB, args ...any) any {
 	t.Helper()
 	r, err := s.DoErr(args...)
-	if err != nil && !errors.Is(err, goredis.Nil) {
+	if err != nil {
 		t.Fatalf("redistest: %v: %v", args, err)
 	}
 	return r

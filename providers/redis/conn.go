@@ -18,8 +18,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
+	redigo "github.com/gomodule/redigo/redis"
 
 	"github.com/kvrotator/kvrotator/providers"
 )
@@ -36,9 +35,9 @@ import (
 //     first. Redis keeps both out of SLOWLOG and MONITOR (their arguments are redacted).
 //
 // Nothing else is sent during the connection set-up: no client name, no library name or version, no
-// CLIENT TRACKING or maintenance notifications, no SELECT. go-redis retries nothing (MaxRetries -1,
-// one dial attempt): the engine owns retries.
-func (p *Provider) open(c config, user, password string) (*goredis.Client, *tlsNotes, error) {
+// CLIENT TRACKING or maintenance notifications, no SELECT. Nothing is retried (one dial attempt, no
+// command repeated): the engine owns retries.
+func (p *Provider) open(c config, user, password string) (*client, *tlsNotes, error) {
 	notes := &tlsNotes{}
 	dialer := &net.Dialer{Timeout: ConnectTimeout}
 	dial := dialer.DialContext
@@ -60,24 +59,70 @@ func (p *Provider) open(c config, user, password string) (*goredis.Client, *tlsN
 			return tconn, nil
 		}
 	}
-	return goredis.NewClient(&goredis.Options{
-		Addr:                     c.server(),
-		Dialer:                   dial,
-		Username:                 user,
-		Password:                 password,
-		Protocol:                 2,
-		DisableIdentity:          true,
-		MaxRetries:               -1,
-		DialerRetries:            1,
-		PoolSize:                 1,
-		PipelinePoolSize:         -1,
-		DialTimeout:              ConnectTimeout,
-		ReadTimeout:              ConnectTimeout,
-		WriteTimeout:             ConnectTimeout,
-		ContextTimeoutEnabled:    true,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	}), notes, nil
+	return &client{addr: c.server(), dial: dial, user: user, password: password}, notes, nil
 }
+
+// client is one connection to a server as one user, made at its first command. It is used by one
+// goroutine.
+type client struct {
+	addr           string
+	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
+	user, password string
+	conn           redigo.Conn
+}
+
+// Do sends one command and returns its reply (RESP2: strings, []byte bulk strings, int64, []any, nil),
+// connecting first when the client has no connection. An error reply is a redigo.Error.
+func (cl *client) Do(ctx context.Context, cmd string, args ...any) (any, error) {
+	if cl.conn == nil {
+		conn, err := redigo.DialContext(ctx, "tcp", cl.addr, redigo.DialContextFunc(cl.dial),
+			redigo.DialReadTimeout(ConnectTimeout), redigo.DialWriteTimeout(ConnectTimeout))
+		if err != nil {
+			return nil, err
+		}
+		if err := login(ctx, conn, cl.user, cl.password); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		cl.conn = conn
+	}
+	return redigo.DoContext(cl.conn, ctx, cmd, args...)
+}
+
+// Close closes the connection, if one was made.
+func (cl *client) Close() error {
+	if cl.conn == nil {
+		return nil
+	}
+	return cl.conn.Close()
+}
+
+// login authenticates conn: HELLO 2 AUTH <user> <password>, and when the server answers that with an
+// error reply (a server or proxy without HELLO, or one that rejects the login), AUTH <user> <password>,
+// whose error reply is returned wrapped in a loginError, so that it cannot pass for the reply to a
+// command (see commandNoPerm).
+func login(ctx context.Context, conn redigo.Conn, user, password string) error {
+	args := []any{2}
+	if password != "" {
+		args = append(args, "AUTH", user, password)
+	}
+	_, err := redigo.DoContext(conn, ctx, "HELLO", args...)
+	var rerr redigo.Error
+	if err == nil || !errors.As(err, &rerr) || password == "" {
+		return err
+	}
+	if _, err := redigo.DoContext(conn, ctx, "AUTH", user, password); err != nil {
+		return &loginError{err}
+	}
+	return nil
+}
+
+// loginError is the server's error reply to the login (AUTH) rather than to a command. Its text is the
+// reply's.
+type loginError struct{ err error }
+
+func (e *loginError) Error() string { return e.err.Error() }
+func (e *loginError) Unwrap() error { return e.err }
 
 // handshakeError is a TLS handshake that failed after the TCP connection was made.
 type handshakeError struct{ err error }
@@ -97,7 +142,7 @@ func (n *tlsNotes) explain(err error) error {
 	if err == nil || n == nil || !n.askedForCert.Load() {
 		return err
 	}
-	var rerr goredis.Error
+	var rerr redigo.Error
 	if errors.As(err, &rerr) {
 		return err
 	}
@@ -220,7 +265,7 @@ func (p *Provider) setPassword(ctx context.Context, c config, adminPassword, tar
 			return saveError(c, "ACL SAVE (before the change)", err, fail)
 		}
 	}
-	if err := rdb.Do(ctx, "ACL", "SETUSER", target, "resetpass", "#"+hash).Err(); err != nil {
+	if _, err := rdb.Do(ctx, "ACL", "SETUSER", target, "resetpass", "#"+hash); err != nil {
 		return fail("ACL SETUSER "+target+" resetpass #<new hash>", err)
 	}
 	after, err := getUser(ctx, rdb, target)
@@ -239,7 +284,10 @@ func (p *Provider) setPassword(ctx context.Context, c config, adminPassword, tar
 	return nil
 }
 
-func saveACL(ctx context.Context, rdb *goredis.Client) error { return rdb.Do(ctx, "ACL", "SAVE").Err() }
+func saveACL(ctx context.Context, rdb *client) error {
+	_, err := rdb.Do(ctx, "ACL", "SAVE")
+	return err
+}
 
 // saveError turns the reply of a server without an ACL file into a configuration error on redis-persist.
 func saveError(c config, reason string, err error, fail func(string, error) error) error {
@@ -304,15 +352,15 @@ func orNone(s string) string {
 }
 
 // getUser runs ACL GETUSER; nil when the user does not exist.
-func getUser(ctx context.Context, rdb *goredis.Client, name string) (*aclUser, error) {
-	reply, err := rdb.Do(ctx, "ACL", "GETUSER", name).Result()
-	if errors.Is(err, goredis.Nil) {
-		return nil, nil
-	}
+func getUser(ctx context.Context, rdb *client, name string) (*aclUser, error) {
+	reply, err := rdb.Do(ctx, "ACL", "GETUSER", name)
 	if err != nil {
 		return nil, err
 	}
-	return parseUser(reply)
+	if reply == nil {
+		return nil, nil
+	}
+	return parseUser(textOf(reply))
 }
 
 // parseUser reads ACL GETUSER's reply: a flat array of field names and values (RESP2), or a map
@@ -375,6 +423,23 @@ func parseUser(reply any) (*aclUser, error) {
 	return u, nil
 }
 
+// textOf returns reply with every bulk string ([]byte, as redigo reads them) as a string, as simple
+// strings already are: Redis answers some fields of ACL GETUSER with one and some with the other, and
+// their text is what counts.
+func textOf(reply any) any {
+	switch x := reply.(type) {
+	case []byte:
+		return string(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = textOf(e)
+		}
+		return out
+	}
+	return reply
+}
+
 // canonical is a reply value as text that two equal values share: strings quoted, arrays in order,
 // maps sorted by key.
 func canonical(v any) string {
@@ -405,8 +470,8 @@ func canonical(v any) string {
 // countConnections counts the connections authenticated as user. Redis's CLIENT LIST filters by TYPE
 // and ID only (Valkey's also by USER), so the whole list is read and its user= fields counted; a
 // client name cannot contain spaces, so no other field can pass for one.
-func countConnections(ctx context.Context, rdb *goredis.Client, user string) (int, error) {
-	list, err := rdb.Do(ctx, "CLIENT", "LIST").Text()
+func countConnections(ctx context.Context, rdb *client, user string) (int, error) {
+	list, err := redigo.String(rdb.Do(ctx, "CLIENT", "LIST"))
 	if err != nil {
 		return 0, err
 	}

@@ -8,7 +8,7 @@ import (
 	"net"
 	"strings"
 
-	goredis "github.com/redis/go-redis/v9"
+	redigo "github.com/gomodule/redigo/redis"
 
 	"github.com/kvrotator/kvrotator/providers"
 )
@@ -83,7 +83,7 @@ var transientCodes = []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUS
 // a replica that has not seen the change yet.
 func classify(step, server, user, reason string, err error) error {
 	e := &Error{Step: step, Server: server, User: user, Reason: reason, Err: err}
-	var rerr goredis.Error
+	var rerr redigo.Error
 	if errors.As(err, &rerr) {
 		msg := rerr.Error()
 		e.Code, _, _ = strings.Cut(msg, " ")
@@ -148,15 +148,6 @@ type setupError struct{ err error }
 func (e *setupError) Error() string { return "connection settings: " + e.err.Error() }
 func (e *setupError) Unwrap() error { return e.err }
 
-// scrubbedReply is a Redis error reply whose text has had secrets removed: still a go-redis Error, so
-// that classify reads its code, but never the original text.
-type scrubbedReply string
-
-func (e scrubbedReply) Error() string { return string(e) }
-
-// RedisError marks it as a Redis error reply (go-redis's Error interface).
-func (scrubbedReply) RedisError() {}
-
 // scrub returns err with every occurrence of the secrets replaced by [redacted]. Redis echoes the
 // offending rule in ACL SETUSER errors ("Error in ACL SETUSER modifier '#…'"), so errors of steps that
 // sent something derived from a password pass through it.
@@ -175,9 +166,15 @@ func scrub(err error, secrets ...string) error {
 	if !changed {
 		return err
 	}
-	var rerr goredis.Error
+	var rerr redigo.Error
 	if errors.As(err, &rerr) {
-		return scrubbedReply(msg)
+		// Still an error reply, so that classify reads its code, but never the original text. A
+		// login's reply keeps its wrapping (see commandNoPerm).
+		var lerr *loginError
+		if errors.As(err, &lerr) {
+			return &loginError{redigo.Error(msg)}
+		}
+		return redigo.Error(msg)
 	}
 	return errors.New(msg)
 }

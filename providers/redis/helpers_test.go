@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/kvrotator/kvrotator/bindings"
 	"github.com/kvrotator/kvrotator/internal/providertest"
 	"github.com/kvrotator/kvrotator/internal/redistest"
@@ -151,7 +149,7 @@ func (u users) login(user, password string) error {
 	c := u.srv.Client(user, password)
 	defer c.Close()
 	v, err := c.Get(ctx, u.prefix+":greeting").Result()
-	if errors.Is(err, goredis.Nil) {
+	if errors.Is(err, redistest.Nil) {
 		return nil
 	}
 	if err != nil {

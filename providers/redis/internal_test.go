@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	goredis "github.com/redis/go-redis/v9"
+	redigo "github.com/gomodule/redigo/redis"
 
 	"github.com/kvrotator/kvrotator/providers"
 )
@@ -44,6 +44,15 @@ func TestParseUser(t *testing.T) {
 	m, err := parseUser(map[any]any{"flags": []any{"on"}, "passwords": []any{"cc"}, "commands": "+@all"})
 	if err != nil || !m.on() || m.rules["commands"] != `"+@all"` {
 		t.Fatalf("RESP3 reply: %+v %v", m, err)
+	}
+	// As redigo reads it: bulk strings as []byte, simple strings as string; the same user as text.
+	raw := []any{[]byte("flags"), []any{"on", []byte("sanitize-payload")}, []byte("passwords"), []any{[]byte("aa"), []byte("bb")},
+		[]byte("commands"), []byte("-@all +@read +@write -flushdb"), []byte("keys"), []byte("~app:* %R~app:ro:*"),
+		[]byte("channels"), []byte("&app.*"), []byte("selectors"), []any{[]any{[]byte("commands"), []byte("-@all +get"),
+			[]byte("keys"), []byte("~other:*"), []byte("channels"), []byte("")}}}
+	b, err := parseUser(textOf(raw))
+	if err != nil || b.changedBy(u, "x") != "the user has 2 password(s), not only the new one" || fmt.Sprint(b) != fmt.Sprint(u) {
+		t.Fatalf("bulk-string reply: %+v %v, want %+v", b, err, u)
 	}
 	for _, bad := range []any{"OK", []any{"flags"}, []any{"flags", "on"}, []any{"commands", "+@all"}, []any{int64(1), []any{}}} {
 		if _, err := parseUser(bad); err == nil {
@@ -126,9 +135,9 @@ func TestGeneratePassword(t *testing.T) {
 
 func TestScrub(t *testing.T) {
 	hash := hex.EncodeToString(make([]byte, sha256.Size))
-	reply := goredis.Error(scrubbedReply("ERR Error in ACL SETUSER modifier '#" + hash + "': Syntax error"))
+	reply := redigo.Error("ERR Error in ACL SETUSER modifier '#" + hash + "': Syntax error")
 	got := scrub(reply, hash)
-	var rerr goredis.Error
+	var rerr redigo.Error
 	if strings.Contains(got.Error(), hash) || !errors.As(got, &rerr) || !strings.Contains(got.Error(), "[redacted]") {
 		t.Fatalf("scrub: %v", got)
 	}
@@ -159,7 +168,7 @@ func TestClassifyReplies(t *testing.T) {
 		{stepCreate, "ERR max number of clients reached", false},
 		{stepCreate, "ERR There was an error trying to save the ACLs. Please check the server logs for more information", false},
 	} {
-		err := classify(tc.step, "h:1", "u", "doing it", scrubbedReply(tc.reply))
+		err := classify(tc.step, "h:1", "u", "doing it", redigo.Error(tc.reply))
 		var e *Error
 		if providers.IsPermanent(err) != tc.permanent || !errors.As(err, &e) || e.Code != strings.Fields(tc.reply)[0] {
 			t.Fatalf("%s %q: %v (permanent %v)", tc.step, tc.reply, err, providers.IsPermanent(err))
@@ -168,11 +177,30 @@ func TestClassifyReplies(t *testing.T) {
 }
 
 func TestCommandNoPerm(t *testing.T) {
-	noperm := scrubbedReply("NOPERM this user has no permissions to run the 'acl|whoami' command")
+	noperm := redigo.Error("NOPERM this user has no permissions to run the 'acl|whoami' command")
 	if !commandNoPerm(noperm) {
 		t.Fatal("a NOPERM reply to the command")
 	}
-	if commandNoPerm(fmt.Errorf("failed to authenticate: %w", noperm)) || commandNoPerm(errors.New("NOPERM but not a reply")) {
+	if commandNoPerm(&loginError{noperm}) || commandNoPerm(fmt.Errorf("failed to authenticate: %w", noperm)) || commandNoPerm(errors.New("NOPERM but not a reply")) {
 		t.Fatal("a set-up error or a non-reply taken for the command's NOPERM")
 	}
+	// A rejected login stays a login error when a secret is scrubbed from it, and keeps its code.
+	login := scrub(&loginError{redigo.Error("NOPERM user secret-pw has no permissions to run the 'auth' command")}, "secret-pw")
+	var lerr *loginError
+	if commandNoPerm(login) || !errors.As(login, &lerr) || strings.Contains(login.Error(), "secret-pw") ||
+		login.Error() != "NOPERM user [redacted] has no permissions to run the 'auth' command" {
+		t.Fatalf("scrubbed login error: %v", login)
+	}
+	if e := classify(stepVerify, "h:1", "u", "logging in", login); !providers.IsPermanent(e) || redisCode(e) != "NOPERM" {
+		t.Fatalf("classify: %v", e)
+	}
+}
+
+// redisCode is the Code of the Error in err, "" if none.
+func redisCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
 }

@@ -70,6 +70,8 @@ import (
 	"strings"
 	"time"
 
+	redigo "github.com/gomodule/redigo/redis"
+
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/registry"
 )
@@ -254,7 +256,7 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 		return fail("connecting with the new password", err)
 	}
 	defer rdb.Close()
-	who, err := rdb.Do(ctx, "ACL", "WHOAMI").Text()
+	who, err := redigo.String(rdb.Do(ctx, "ACL", "WHOAMI"))
 	err = notes.explain(err)
 	switch {
 	case err != nil && commandNoPerm(err):
@@ -269,10 +271,10 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 }
 
 // commandNoPerm reports whether err is the server's NOPERM reply to a command itself, not an error of
-// the connection's set-up (go-redis wraps those: "failed to authenticate: …").
+// the connection's set-up (login wraps those in a loginError).
 func commandNoPerm(err error) bool {
-	var rerr interface{ RedisError() }
-	return errors.As(err, &rerr) && errors.Unwrap(err) == nil && strings.HasPrefix(err.Error(), "NOPERM")
+	rerr, ok := err.(redigo.Error)
+	return ok && strings.HasPrefix(string(rerr), "NOPERM")
 }
 
 // adminPassword reads the admin's password from the secret the redis-admin-secret tag names.
