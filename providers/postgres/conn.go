@@ -2,12 +2,17 @@ package postgres
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/kvrotator/kvrotator/providers"
 )
 
@@ -17,32 +22,143 @@ import (
 //   - verifies the server as the sslmode tag chose (verify-full by default, verify-ca; plain text only
 //     to a loopback host), against the CAs the operator configured: caFile (KVROTATOR_POSTGRES_CA_FILE)
 //     when set, else libpq's PGSSLROOTCERT, else the system's roots;
-//   - accepts SCRAM-SHA-256 authentication only (require_auth=scram-sha-256): a server that asks for a
-//     cleartext or MD5 password, or lets the login in without authenticating it, is refused before
-//     anything derived from the password is sent. SCRAM proves knowledge of the password without
-//     sending it, and the server proves it holds the verifier.
+//   - accepts SCRAM-SHA-256 authentication only: a server that asks for a cleartext or MD5 password,
+//     or lets the login in without authenticating it, is refused before anything derived from the
+//     password is sent. SCRAM proves knowledge of the password without sending it, and the server
+//     proves it holds the verifier.
 //
 // libpq's PGSSLCERT and PGSSLKEY (client certificates) apply as well.
-func connect(ctx context.Context, c config, caFile, user, password string) (*pgx.Conn, error) {
-	dsn := fmt.Sprintf("host=%s port=%d dbname=%s sslmode=%s connect_timeout=%d application_name=kvrotator require_auth=scram-sha-256",
-		quote(c.host), c.port, quote(c.database), c.sslMode, int(ConnectTimeout/time.Second))
-	if caFile != "" && c.sslMode != SSLDisable {
-		dsn += " sslrootcert=" + quote(caFile)
+func connect(ctx context.Context, c config, caFile, user, password string) (*pgConn, error) {
+	var tlsConfig *tls.Config
+	if c.sslMode != SSLDisable {
+		var err error
+		if tlsConfig, err = clientTLS(c, caFile, os.Getenv); err != nil {
+			// An unreadable CA file or client certificate; nothing was contacted.
+			return nil, &setupError{err}
+		}
 	}
-	cc, err := pgx.ParseConfig(dsn)
+	addr := net.JoinHostPort(c.host, strconv.Itoa(c.port))
+	return dialPG(ctx, addr, tlsConfig, ConnectTimeout, user, c.database, password)
+}
+
+// clientTLS is the TLS configuration of a connection with sslmode verify-full or verify-ca, from the
+// operator's settings as libpq reads them:
+//
+//   - the trusted CAs: caFile, else PGSSLROOTCERT (a PEM file, or "system", which also makes the mode
+//     verify-full as libpq does), else the system's roots;
+//   - a client certificate: PGSSLCERT and PGSSLKEY (both or neither; a PEM key encrypted the legacy
+//     way is decrypted with PGSSLPASSWORD), unless PGSSLCERTMODE is disable;
+//   - SNI for a host name, unless PGSSLSNI is 0.
+func clientTLS(c config, caFile string, getenv func(string) string) (*tls.Config, error) {
+	cfg := &tls.Config{}
+	mode := c.sslMode
+	root := caFile
+	if root == "" {
+		root = getenv("PGSSLROOTCERT")
+	}
+	switch root {
+	case "":
+	case "system":
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("the system's CA certificates: %w", err)
+		}
+		cfg.RootCAs, mode = pool, SSLVerifyFull
+	default:
+		pem, err := os.ReadFile(root)
+		if err != nil {
+			return nil, fmt.Errorf("the CA file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("the CA file %s holds no PEM certificate", root)
+		}
+	}
+
+	switch mode {
+	case SSLVerifyFull:
+		cfg.ServerName = c.host
+	case SSLVerifyCA:
+		// Chain to a trusted CA, any name: crypto/tls's own check also matches the name, so it is
+		// replaced by this one (as libpq's verify-ca).
+		cfg.InsecureSkipVerify = true
+		roots := cfg.RootCAs
+		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("the server sent no certificate")
+			}
+			opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
+			var leaf *x509.Certificate
+			for i, der := range raw {
+				cert, err := x509.ParseCertificate(der)
+				if err != nil {
+					return fmt.Errorf("the server's certificate: %w", err)
+				}
+				if i == 0 {
+					leaf = cert
+				} else {
+					opts.Intermediates.AddCert(cert)
+				}
+			}
+			_, err := leaf.Verify(opts)
+			return err
+		}
+	default:
+		return nil, fmt.Errorf("sslmode %q has no TLS configuration", mode)
+	}
+
+	cert, key := getenv("PGSSLCERT"), getenv("PGSSLKEY")
+	if getenv("PGSSLCERTMODE") == "disable" {
+		cert, key = "", ""
+	}
+	if (cert == "") != (key == "") {
+		return nil, errors.New("PGSSLCERT and PGSSLKEY go together")
+	}
+	if cert != "" {
+		pair, err := clientCertificate(cert, key, getenv("PGSSLPASSWORD"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	if getenv("PGSSLSNI") != "0" && net.ParseIP(c.host) == nil {
+		cfg.ServerName = c.host
+	}
+	return cfg, nil
+}
+
+// clientCertificate reads PGSSLCERT and PGSSLKEY; a key encrypted the legacy PEM way (PKCS#1 with
+// DEK-Info, as openssl genrsa -aes256 writes) is decrypted with password.
+func clientCertificate(certFile, keyFile, password string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		// An unreadable CA file (or a bad libpq environment variable); the dsn holds no user, no password.
-		return nil, &setupError{err}
+		return tls.Certificate{}, fmt.Errorf("the client certificate (PGSSLCERT): %w", err)
 	}
-	cc.User, cc.Password = user, password
-	cc.RequireAuth = "scram-sha-256" // what the dsn says; set again so that no environment variable can change it
-	if len(cc.Fallbacks) != 0 || (c.sslMode != SSLDisable && cc.TLSConfig == nil) {
-		return nil, &setupError{errors.New("the connection settings would allow plain text")}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("the client key (PGSSLKEY): %w", err)
 	}
-	// No named prepared statements: they break behind transaction-mode poolers (PgBouncer).
-	cc.DefaultQueryExecMode = pgx.QueryExecModeExec
-	cc.StatementCacheCapacity, cc.DescriptionCacheCapacity = 0, 0
-	return pgx.ConnectConfig(ctx, cc)
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		return tls.Certificate{}, errors.New("the client key (PGSSLKEY) is not PEM")
+	}
+	//lint:ignore SA1019 libpq (and pgx before) accept legacy encrypted PEM keys with sslpassword
+	if x509.IsEncryptedPEMBlock(block) {
+		if password == "" {
+			return tls.Certificate{}, errors.New("the client key (PGSSLKEY) is encrypted and PGSSLPASSWORD is not set")
+		}
+		//lint:ignore SA1019 see above
+		der, err := x509.DecryptPEMBlock(block, []byte(password))
+		if err != nil {
+			return tls.Certificate{}, errors.New("the client key (PGSSLKEY) does not decrypt with PGSSLPASSWORD")
+		}
+		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: der})
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("the client certificate and key (PGSSLCERT, PGSSLKEY): %w", err)
+	}
+	return pair, nil
 }
 
 // setupError is a connection that could not even be configured (an unreadable CA file).
@@ -52,15 +168,10 @@ func (e *setupError) Error() string { return "connection settings: " + e.err.Err
 func (e *setupError) Unwrap() error { return e.err }
 
 // closeConn closes a connection politely even when ctx is done.
-func closeConn(ctx context.Context, conn *pgx.Conn) {
+func closeConn(ctx context.Context, conn *pgConn) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_ = conn.Close(ctx)
-}
-
-// quote quotes a keyword/value connection-string value.
-func quote(v string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+	conn.close(ctx)
 }
 
 // setPassword connects as the admin and stores verifier as target's password. It first checks that the
@@ -96,52 +207,60 @@ func setPassword(ctx context.Context, c config, caFile, adminPassword, target, v
 		return fail("reading the admin's privileges", err)
 	}
 
-	tx, err := conn.Begin(ctx)
-	if err != nil {
+	if _, err := conn.exec(ctx, "BEGIN"); err != nil {
 		return fail("BEGIN", err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = conn.exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
 	if quiet {
 		// SET LOCAL ends with the transaction. Best effort: a refusal rolls back to the savepoint and
 		// the statement is logged as the server is configured to (it holds the verifier, never the
 		// password).
-		if _, err := tx.Exec(ctx, "SAVEPOINT kvrotator_quiet"); err != nil {
+		if _, err := conn.exec(ctx, "SAVEPOINT kvrotator_quiet"); err != nil {
 			return fail("SAVEPOINT", err)
 		}
-		if _, err := tx.Exec(ctx, "SET LOCAL log_statement = 'none'; SET LOCAL log_min_error_statement = 'panic'; SET LOCAL log_min_duration_statement = -1"); err != nil {
-			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT kvrotator_quiet"); err != nil {
+		if _, err := conn.exec(ctx, "SET LOCAL log_statement = 'none'; SET LOCAL log_min_error_statement = 'panic'; SET LOCAL log_min_duration_statement = -1"); err != nil {
+			if _, err := conn.exec(ctx, "ROLLBACK TO SAVEPOINT kvrotator_quiet"); err != nil {
 				return fail("ROLLBACK TO SAVEPOINT", err)
 			}
 		}
 	}
 	// Utility statements take no bind parameters: the identifier is quoted, the literal is checked above.
-	if _, err := tx.Exec(ctx, "ALTER ROLE "+pgx.Identifier{target}.Sanitize()+" PASSWORD '"+verifier+"'"); err != nil {
+	if _, err := conn.exec(ctx, "ALTER ROLE "+quoteIdentifier(target)+" PASSWORD '"+verifier+"'"); err != nil {
 		return fail("ALTER ROLE "+target+" PASSWORD", err)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	res, err := conn.exec(ctx, "COMMIT")
+	if err != nil {
 		return fail("COMMIT", err)
+	}
+	committed = true
+	if len(res) != 1 || res[0].tag != "COMMIT" {
+		// A transaction that failed ends with ROLLBACK, whatever COMMIT asked.
+		return fail("COMMIT", errors.New("the server rolled the transaction back"))
 	}
 	return nil
 }
 
+// oidTextArray is the type of a text[] parameter.
+const oidTextArray = 1009
+
 // checkRoles checks that every login of the secret exists and that target can log in.
-func checkRoles(ctx context.Context, conn *pgx.Conn, c config, target string) error {
-	rows, err := conn.Query(ctx, "SELECT rolname, rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = ANY($1)", c.users)
+func checkRoles(ctx context.Context, conn *pgConn, c config, target string) error {
+	rows, err := conn.query(ctx, "SELECT rolname, rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = ANY($1)",
+		[]uint32{oidTextArray}, textArray(c.users))
 	if err != nil {
 		return classify(stepCreate, c.server(), c.admin, "looking up the logins", err)
 	}
 	canLogin := map[string]bool{}
-	for rows.Next() {
-		var name string
-		var login bool
-		if err := rows.Scan(&name, &login); err != nil {
-			rows.Close()
-			return classify(stepCreate, c.server(), c.admin, "looking up the logins", err)
+	for _, row := range rows {
+		if len(row) != 2 || row[0] == nil || row[1] == nil {
+			return classify(stepCreate, c.server(), c.admin, "looking up the logins", errors.New("an unexpected row"))
 		}
-		canLogin[name] = login
-	}
-	if err := rows.Err(); err != nil {
-		return classify(stepCreate, c.server(), c.admin, "looking up the logins", err)
+		canLogin[*row[0]] = *row[1] == "t"
 	}
 	for _, u := range c.users {
 		if _, ok := canLogin[u]; !ok {
@@ -151,7 +270,7 @@ func checkRoles(ctx context.Context, conn *pgx.Conn, c config, target string) er
 	}
 	if !canLogin[target] {
 		return providers.ConfigErrorf(TagUsers, strings.Join(c.users, ","),
-			"role %q cannot log in on %s: ALTER ROLE %s LOGIN", target, c.server(), pgx.Identifier{target}.Sanitize())
+			"role %q cannot log in on %s: ALTER ROLE %s LOGIN", target, c.server(), quoteIdentifier(target))
 	}
 	return nil
 }
@@ -162,11 +281,14 @@ var ErrOpenSessions = errors.New("the login still has open sessions")
 // checkSessions refuses to reset a login that still has sessions (pg_stat_activity): the clients that
 // hold them use the previous version's password and would fail on their next connection. The refusal
 // is transient (sessions end); rotation.Request.Override skips the check in an emergency.
-func checkSessions(ctx context.Context, conn *pgx.Conn, c config, target string) error {
-	var n int
-	err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", target).Scan(&n)
+func checkSessions(ctx context.Context, conn *pgConn, c config, target string) error {
+	row, err := queryRow(ctx, conn, 1, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", target)
 	if err != nil {
 		return classify(stepCreate, c.server(), c.admin, "counting the sessions of "+target, err)
+	}
+	n, err := strconv.Atoi(row[0])
+	if err != nil {
+		return classify(stepCreate, c.server(), c.admin, "counting the sessions of "+target, errors.New("a count that is not a number"))
 	}
 	if n > 0 {
 		return fmt.Errorf("postgres create: not resetting the password of %q on %s: %w (%d, e.g. clients still on the previous version); "+
@@ -177,16 +299,43 @@ func checkSessions(ctx context.Context, conn *pgx.Conn, c config, target string)
 
 // canSilenceLog reports whether the session may change the statement-logging settings: superusers,
 // and on PostgreSQL 15 and later roles granted SET on them.
-func canSilenceLog(ctx context.Context, conn *pgx.Conn) (bool, error) {
-	var super bool
-	var version int
-	err := conn.QueryRow(ctx, "SELECT current_setting('is_superuser') = 'on', current_setting('server_version_num')::int").Scan(&super, &version)
-	if err != nil || super || version < 150000 {
-		return super, err
+func canSilenceLog(ctx context.Context, conn *pgConn) (bool, error) {
+	row, err := queryRow(ctx, conn, 2, "SELECT current_setting('is_superuser') = 'on', current_setting('server_version_num')::int")
+	if err != nil {
+		return false, err
 	}
-	var granted bool
-	err = conn.QueryRow(ctx, `SELECT has_parameter_privilege('log_statement', 'SET')
+	super := row[0] == "t"
+	version, err := strconv.Atoi(row[1])
+	if err != nil {
+		return false, errors.New("server_version_num is not a number")
+	}
+	if super || version < 150000 {
+		return super, nil
+	}
+	row, err = queryRow(ctx, conn, 1, `SELECT has_parameter_privilege('log_statement', 'SET')
 		AND has_parameter_privilege('log_min_error_statement', 'SET')
-		AND has_parameter_privilege('log_min_duration_statement', 'SET')`).Scan(&granted)
-	return granted, err
+		AND has_parameter_privilege('log_min_duration_statement', 'SET')`)
+	if err != nil {
+		return false, err
+	}
+	return row[0] == "t", nil
+}
+
+// queryRow runs a query that returns exactly one row of columns non-NULL values, each as text.
+func queryRow(ctx context.Context, conn *pgConn, columns int, sql string, args ...string) ([]string, error) {
+	rows, err := conn.query(ctx, sql, nil, args...)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != 1 || len(rows[0]) != columns {
+		return nil, fmt.Errorf("%d rows, want one of %d columns", len(rows), columns)
+	}
+	out := make([]string, columns)
+	for i, v := range rows[0] {
+		if v == nil {
+			return nil, errors.New("an unexpected NULL")
+		}
+		out[i] = *v
+	}
+	return out, nil
 }

@@ -6,9 +6,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/kvrotator/kvrotator/providers"
 )
 
@@ -76,7 +76,7 @@ const codeInvalidPassword = "28P01"
 // verifier for a moment (the engine retries verification until its timeout).
 func classify(step, server, user, reason string, err error) error {
 	e := &Error{Step: step, Server: server, User: user, Reason: reason, Err: err}
-	var pgErr *pgconn.PgError
+	var pgErr *pgError
 	if errors.As(err, &pgErr) {
 		e.Code = pgErr.Code
 		if step == stepVerify && pgErr.Code == codeInvalidPassword {
@@ -94,12 +94,14 @@ func classify(step, server, user, reason string, err error) error {
 		return providers.Permanent(e)
 	}
 	var setup *setupError
+	var authErr *authMethodError
+	var netErr net.Error
 	var certErr *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
 	var badHost x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return e
 	case errors.As(err, &setup):
 		e.Reason += " (check " + EnvCAFile + " or PGSSLROOTCERT: the CA file must be readable PEM)"
@@ -108,11 +110,11 @@ func classify(step, server, user, reason string, err error) error {
 		e.Refusal = ErrUntrustedServer
 		e.Reason += " (" + ErrUntrustedServer.Error() + ": the operator sets " + EnvCAFile + " to the CA's PEM file when the system's roots do not include it)"
 		return providers.Permanent(e)
-	case strings.Contains(err.Error(), "server refused TLS connection"):
+	case errors.Is(err, errServerNoTLS):
 		e.Refusal = ErrNoTLS
 		e.Reason += " (" + ErrNoTLS.Error() + "; " + TagSSLMode + "=disable is allowed only for loopback hosts)"
 		return providers.Permanent(e)
-	case strings.Contains(err.Error(), "require_auth check failed"):
+	case errors.As(err, &authErr):
 		e.Refusal = ErrAuthMethod
 		e.Reason += " (" + ErrAuthMethod.Error() + ")"
 		return providers.Permanent(e)

@@ -224,10 +224,11 @@ func (p *Provider) Verify(ctx context.Context, req providers.Request, cred provi
 		return classify(stepVerify, cfg.server(), user, "logging in with the new password", err)
 	}
 	defer closeConn(ctx, conn)
-	var who string
-	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&who); err != nil {
+	row, err := queryRow(ctx, conn, 1, "SELECT current_user")
+	if err != nil {
 		return classify(stepVerify, cfg.server(), user, "SELECT current_user", err)
 	}
+	who := row[0]
 	if who != user {
 		return providers.Permanent(&Error{Step: stepVerify, Server: cfg.server(), User: user,
 			Reason: fmt.Sprintf("logged in, but the server says the session is %q (a pooler mapping logins?)", who)})

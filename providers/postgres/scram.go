@@ -31,16 +31,21 @@ func scramVerifier(password string, salt []byte, iterations int) (string, error)
 	if err != nil {
 		return "", err
 	}
-	clientKey := hmacSHA256(salted, "Client Key")
-	storedKey := sha256.Sum256(clientKey)
-	serverKey := hmacSHA256(salted, "Server Key")
+	_, storedKey, serverKey := scramKeys(salted)
 	b64 := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(storedKey[:]), b64(serverKey)), nil
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(storedKey), b64(serverKey)), nil
 }
 
-func hmacSHA256(key []byte, msg string) []byte {
+// scramKeys derives ClientKey, StoredKey and ServerKey from SaltedPassword (RFC 5802 section 3).
+func scramKeys(salted []byte) (clientKey, storedKey, serverKey []byte) {
+	clientKey = hmacSHA256(salted, []byte("Client Key"))
+	stored := sha256.Sum256(clientKey)
+	return clientKey, stored[:], hmacSHA256(salted, []byte("Server Key"))
+}
+
+func hmacSHA256(key, msg []byte) []byte {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(msg))
+	m.Write(msg)
 	return m.Sum(nil)
 }
 

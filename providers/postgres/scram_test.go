@@ -46,7 +46,7 @@ func TestSCRAMVerifierMatchesRFC7677(t *testing.T) {
 	authMessage := clientFirst + "," + serverFirst + "," + clientFinal
 	// The server's check of the client (RFC 5802 section 3): H(ClientProof XOR ClientSignature) == StoredKey.
 	proof, _ := base64.StdEncoding.DecodeString(proofB64)
-	clientSig := hmacSHA256(storedKey, authMessage)
+	clientSig := hmacSHA256(storedKey, []byte(authMessage))
 	clientKey := make([]byte, len(proof))
 	for i := range proof {
 		clientKey[i] = proof[i] ^ clientSig[i]
@@ -55,7 +55,7 @@ func TestSCRAMVerifierMatchesRFC7677(t *testing.T) {
 		t.Error("StoredKey does not accept the RFC's client proof")
 	}
 	// The server's own signature: HMAC(ServerKey, AuthMessage).
-	if !hmac.Equal(hmacSHA256(serverKey, authMessage), mustB64(t, serverSig)) {
+	if !hmac.Equal(hmacSHA256(serverKey, []byte(authMessage)), mustB64(t, serverSig)) {
 		t.Error("ServerKey does not produce the RFC's server signature")
 	}
 }
