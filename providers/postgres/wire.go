@@ -47,6 +47,10 @@ func (e *authMethodError) Error() string {
 	return "the server asked for " + e.asked + "; only SCRAM-SHA-256 is accepted"
 }
 
+// maxMessageLen bounds what one message from the server may make the client buffer. The provider's
+// messages are a few hundred bytes (pgproto3's own limit is a gigabyte).
+const maxMessageLen = 1 << 20
+
 // errServerNoTLS is a server that answered the SSLRequest with 'N'.
 var errServerNoTLS = errors.New("the server refused TLS")
 
@@ -99,6 +103,7 @@ func dialPG(ctx context.Context, addr string, tlsConfig *tls.Config, connectTime
 		c.nc = tc
 	}
 	c.fe = pgproto3.NewFrontend(c.nc, c.nc)
+	c.fe.SetMaxBodyLen(maxMessageLen)
 
 	params := map[string]string{"user": user, "database": database, "application_name": "kvrotator", "client_encoding": "UTF8"}
 	c.fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: params})
