@@ -4,9 +4,11 @@
 // ({"Version":1,"AccessKeyId":…,"SecretAccessKey":…}: the JSON the AWS CLI's and SDKs'
 // credential_process reads), and the key the previous version held is revoked after the grace period.
 //
-// It speaks IAM's and STS's Query APIs through aws-sdk-go-v2 (service/iam, service/sts) with static
-// credentials, AWS's own endpoints for the partition (or endpoints the operator bound), no redirects
-// and bounded answers.
+// It speaks IAM's and STS's Query APIs with a small client of its own (query.go: form-encoded POSTs,
+// XML answers, the AWS SDKs' retry rules and clock skew correction), signed with Signature Version 4
+// by AWS's standalone signer (github.com/aws/smithy-go/aws-http-auth/sigv4), with static credentials,
+// AWS's own endpoints for the partition (or endpoints the operator bound), no redirects and bounded
+// answers. (It used aws-sdk-go-v2's service/iam and service/sts before; see README.md.)
 //
 // Two constraints of IAM shape it. A user holds at most two access keys, inactive ones included; and
 // an access key has no name, and CreateAccessKey no client token, so a retry cannot ask IAM for "the
@@ -22,8 +24,8 @@
 //     key the current version does not hold — one still in its grace period, one a person activated
 //     again, one kvrotator did not make, the admin key — is never touched: when it leaves no room,
 //     Create refuses with a reason naming it. The key the current version holds is never deleted.
-//   - CreateAccessKey is not retried by the SDK except on throttling (a retry after a lost answer would
-//     make a second key); the engine's retry of Create finds such a key as described above.
+//   - CreateAccessKey is not retried within the call except on throttling (a retry after a lost answer
+//     would make a second key); the engine's retry of Create finds such a key as described above.
 //
 // Revocation, after the grace period, deactivates the replaced key (UpdateAccessKey Status=Inactive)
 // and labels it "revoked"; by default it does not delete it. The next rotation, which needs its place,
@@ -33,7 +35,7 @@
 // deletes at revocation instead (deactivate, then delete). A key that never passed verification is
 // deleted at once.
 //
-// Statuses: throttling (Throttling, 400), 5xx and ServiceFailure are transient (the SDK retries them
+// Statuses: throttling (Throttling, 400), 5xx and ServiceFailure are transient (each call tries them
 // DefaultAttempts times first; a Retry-After header, which AWS's Query APIs do not send, is honoured
 // through Error.RetryAfter); AccessDenied, LimitExceeded, NoSuchEntity on the user, an admin key AWS
 // does not accept, a redirect and an answer that breaks the protocol are permanent. InvalidClientTokenId
@@ -61,13 +63,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/kvrotator/kvrotator/providers"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
@@ -84,6 +84,12 @@ func init() {
 
 // MaxKeysPerUser is IAM's quota of access keys per user; inactive keys count.
 const MaxKeysPerUser = 2
+
+// An access key's statuses.
+const (
+	statusActive   = "Active"
+	statusInactive = "Inactive"
+)
 
 // tagCredentialID is the engine's tag naming the key the current version holds.
 const tagCredentialID = vocab.TagCredentialID
@@ -120,7 +126,7 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
-// WithRetries sets the SDK's attempts per operation and its longest wait between them (defaults
+// WithRetries sets the attempts per operation and its longest wait between them (defaults
 // DefaultAttempts, DefaultMaxBackoff).
 func WithRetries(attempts int, maxBackoff time.Duration) Option {
 	return func(p *Provider) {
@@ -233,7 +239,7 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 				return providers.Credential{}, err
 			}
 			continue
-		case ours && k.status == string(types.StatusTypeInactive):
+		case ours && k.status == statusInactive:
 			// Replaced and deactivated by an earlier revocation: the second step, deletion.
 			if err := c.remove(ctx, k.id); err != nil {
 				return providers.Credential{}, err
@@ -275,7 +281,7 @@ func (p *Provider) Create(ctx context.Context, req providers.Request) (providers
 
 // describe says why a key blocks the rotation.
 func describe(k keyInfo, m mark, ours, labelled bool, own string) string {
-	active := k.status == string(types.StatusTypeActive)
+	active := k.status == statusActive
 	switch {
 	case ours && m.state == stateCreated && active:
 		return fmt.Sprintf("%s, which kvrotator created for this secret (rotation %s) and has not revoked yet: the version holding it is still in its grace period, or its revocation failed; the rotation can go ahead once it is revoked",
@@ -395,7 +401,7 @@ func (p *Provider) Revoke(ctx context.Context, req providers.Request, credential
 		// This rotation's own new key, which never passed verification: nobody holds it.
 		return c.remove(ctx, k.id)
 	}
-	inactive := k.status == string(types.StatusTypeInactive)
+	inactive := k.status == statusInactive
 	if !proven {
 		if inactive && c.cfg.revoke == RevokeDeactivate {
 			return nil // what revocation would do is done; its value proves nothing, so nothing more
@@ -405,7 +411,7 @@ func (p *Provider) Revoke(ctx context.Context, req providers.Request, credential
 	}
 	if c.cfg.revoke == RevokeDelete {
 		if !inactive {
-			if err := c.setStatus(ctx, k.id, types.StatusTypeInactive); err != nil {
+			if err := c.setStatus(ctx, k.id, statusInactive); err != nil {
 				return err
 			}
 		}
@@ -422,7 +428,7 @@ func (p *Provider) Revoke(ctx context.Context, req providers.Request, credential
 	if inactive {
 		return nil
 	}
-	return c.setStatus(ctx, k.id, types.StatusTypeInactive)
+	return c.setStatus(ctx, k.id, statusInactive)
 }
 
 // currentKey is the access key id the current version holds: the current value's own AccessKeyId when
@@ -450,7 +456,7 @@ type conn struct {
 	p       *Provider
 	cfg     config
 	admin   KeyPair
-	iam     *iam.Client
+	iam     *client
 	secrets []string // redacted from anything AWS says back
 }
 
@@ -533,11 +539,17 @@ type keyInfo struct {
 // tags).
 const maxPages = 10
 
-// iamCall runs one IAM operation with its timeout and classifies its failure.
-func (c *conn) iamCall(ctx context.Context, action, op string, byCode map[string]verdict, f func(context.Context) error) error {
+// iamCall runs one IAM action on the user (UserName is added to params) with its timeout, decodes its
+// result into out (nil: none), and classifies its failure. Only idempotent actions are retried on
+// other failures than throttling.
+func (c *conn) iamCall(ctx context.Context, action, op string, params url.Values, idempotent bool, out any, byCode map[string]verdict) error {
+	if params == nil {
+		params = url.Values{}
+	}
+	params.Set("UserName", c.cfg.user)
 	cctx, cancel := c.p.withTimeout(ctx)
 	defer cancel()
-	if err := f(cctx); err != nil {
+	if err := c.iam.call(cctx, action, params, idempotent, out); err != nil {
 		return c.p.fail(ctx, cctx, call{service: "IAM", action: action, op: op, url: c.cfg.iamURL, secrets: c.secrets}, err, byCode, c.cfg.adminVerdict("IAM", action))
 	}
 	return nil
@@ -549,41 +561,80 @@ func (c *conn) broken(action, op, reason string) error {
 		Status: http.StatusOK, Reason: "the answer breaks IAM's contract: " + reason, Permanent: true}).Classified()
 }
 
+// keyMetadata is an entry of ListAccessKeys (<AccessKeyMetadata><member>).
+type keyMetadata struct {
+	UserName    *string `xml:"UserName"`
+	AccessKeyID string  `xml:"AccessKeyId"`
+	Status      string  `xml:"Status"`
+	CreateDate  string  `xml:"CreateDate"`
+}
+
+// listKeysResult is <ListAccessKeysResult>.
+type listKeysResult struct {
+	Members     []keyMetadata `xml:"AccessKeyMetadata>member"`
+	IsTruncated bool          `xml:"IsTruncated"`
+	Marker      string        `xml:"Marker"`
+}
+
+// protocol is the permanent error for a success answer whose XML does not decode (a value of the wrong
+// type).
+func (c *conn) protocol(action, op string) error {
+	return (&Error{Provider: Name, Service: "AWS IAM", Op: op + " (" + action + ")", Method: http.MethodPost, URL: c.cfg.iamURL + "/",
+		Status: http.StatusOK, Reason: "the answer breaks the Query protocol's contract (not the XML the operation returns)", Permanent: true, Sent: true}).Classified()
+}
+
 // listKeys lists the user's access keys.
 func (c *conn) listKeys(ctx context.Context) ([]keyInfo, error) {
 	var keys []keyInfo
-	var marker *string
+	marker := ""
 	for range maxPages {
-		var out *iam.ListAccessKeysOutput
-		err := c.iamCall(ctx, "ListAccessKeys", "list keys", nil, func(ctx context.Context) error {
-			var err error
-			out, err = c.iam.ListAccessKeys(ctx, &iam.ListAccessKeysInput{UserName: aws.String(c.cfg.user), Marker: marker, MaxItems: aws.Int32(100)})
-			return err
-		})
-		if err != nil {
+		var out listKeysResult
+		if err := c.iamCall(ctx, "ListAccessKeys", "list keys", page(marker), true, &out, nil); err != nil {
 			return nil, err
 		}
-		for _, m := range out.AccessKeyMetadata {
-			id := aws.ToString(m.AccessKeyId)
+		for _, m := range out.Members {
+			id := m.AccessKeyID
+			created, ok := parseTime(m.CreateDate)
 			switch {
 			case !keyIDPattern().MatchString(id):
 				return nil, c.broken("ListAccessKeys", "list keys", "an AccessKeyId is missing or malformed")
-			case m.Status != types.StatusTypeActive && m.Status != types.StatusTypeInactive:
+			case m.Status != statusActive && m.Status != statusInactive:
 				return nil, c.broken("ListAccessKeys", "list keys", "key "+id+" has no Status Active or Inactive")
 			case m.UserName != nil && !strings.EqualFold(*m.UserName, c.cfg.user):
 				return nil, c.broken("ListAccessKeys", "list keys", "key "+id+" belongs to another user")
+			case !ok:
+				return nil, c.protocol("ListAccessKeys", "list keys")
 			}
-			keys = append(keys, keyInfo{id: id, status: string(m.Status), created: aws.ToTime(m.CreateDate)})
+			keys = append(keys, keyInfo{id: id, status: m.Status, created: created})
 		}
 		if !out.IsTruncated {
 			return keys, nil
 		}
-		if aws.ToString(out.Marker) == "" {
+		if out.Marker == "" {
 			return nil, c.broken("ListAccessKeys", "list keys", "IsTruncated without a Marker")
 		}
 		marker = out.Marker
 	}
 	return nil, c.broken("ListAccessKeys", "list keys", fmt.Sprintf("more than %d pages", maxPages))
+}
+
+// page is the parameters of one page of a list: MaxItems=100, and the Marker of the page before.
+func page(marker string) url.Values {
+	v := url.Values{"MaxItems": {"100"}}
+	if marker != "" {
+		v.Set("Marker", marker)
+	}
+	return v
+}
+
+// parseTime reads an ISO 8601 timestamp of an answer; "" is the zero time (the element is absent).
+func parseTime(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, true
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
 }
 
 // userTags are a user's tags. IAM treats tag keys case-insensitively.
@@ -603,27 +654,32 @@ func (t userTags) lookup(key string) (string, bool) {
 
 func (t userTags) get(key string) string { v, _ := t.lookup(key); return v }
 
+// listTagsResult is <ListUserTagsResult>.
+type listTagsResult struct {
+	Tags []struct {
+		Key   string `xml:"Key"`
+		Value string `xml:"Value"`
+	} `xml:"Tags>member"`
+	IsTruncated bool   `xml:"IsTruncated"`
+	Marker      string `xml:"Marker"`
+}
+
 // listTags lists the user's tags.
 func (c *conn) listTags(ctx context.Context) (userTags, error) {
 	tags := userTags{}
-	var marker *string
+	marker := ""
 	for range maxPages {
-		var out *iam.ListUserTagsOutput
-		err := c.iamCall(ctx, "ListUserTags", "list the user's tags", nil, func(ctx context.Context) error {
-			var err error
-			out, err = c.iam.ListUserTags(ctx, &iam.ListUserTagsInput{UserName: aws.String(c.cfg.user), Marker: marker, MaxItems: aws.Int32(100)})
-			return err
-		})
-		if err != nil {
+		var out listTagsResult
+		if err := c.iamCall(ctx, "ListUserTags", "list the user's tags", page(marker), true, &out, nil); err != nil {
 			return nil, err
 		}
 		for _, t := range out.Tags {
-			tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			tags[t.Key] = t.Value
 		}
 		if !out.IsTruncated {
 			return tags, nil
 		}
-		if aws.ToString(out.Marker) == "" {
+		if out.Marker == "" {
 			return nil, c.broken("ListUserTags", "list the user's tags", "IsTruncated without a Marker")
 		}
 		marker = out.Marker
@@ -633,20 +689,18 @@ func (c *conn) listTags(ctx context.Context) (userTags, error) {
 
 // tag sets one user tag.
 func (c *conn) tag(ctx context.Context, op, key, value string) error {
-	return c.iamCall(ctx, "TagUser", op, map[string]verdict{
+	return c.iamCall(ctx, "TagUser", op, url.Values{"Tags.member.1.Key": {key}, "Tags.member.1.Value": {value}}, true, nil, map[string]verdict{
 		"LimitExceeded": {reason: fmt.Sprintf("IAM user %q has 50 tags, IAM's limit: kvrotator needs room for one per key it manages and one while it creates a key", c.cfg.user)},
-	}, func(ctx context.Context) error {
-		_, err := c.iam.TagUser(ctx, &iam.TagUserInput{UserName: aws.String(c.cfg.user), Tags: []types.Tag{{Key: aws.String(key), Value: aws.String(value)}}})
-		return err
 	})
 }
 
 // untag removes user tags.
 func (c *conn) untag(ctx context.Context, op string, keys ...string) error {
-	return c.iamCall(ctx, "UntagUser", op, nil, func(ctx context.Context) error {
-		_, err := c.iam.UntagUser(ctx, &iam.UntagUserInput{UserName: aws.String(c.cfg.user), TagKeys: keys})
-		return err
-	})
+	params := url.Values{}
+	for i, k := range keys {
+		params.Set("TagKeys.member."+strconv.Itoa(i+1), k)
+	}
+	return c.iamCall(ctx, "UntagUser", op, params, true, nil, nil)
 }
 
 // forgetLabels removes, best effort, this secret's labels of keys the user no longer has (a key a
@@ -670,12 +724,9 @@ func (c *conn) forgetLabels(ctx context.Context, tags userTags, keys []keyInfo, 
 
 // setStatus activates or deactivates a key. NoSuchEntity (the key is gone) is success for a
 // deactivation.
-func (c *conn) setStatus(ctx context.Context, id string, status types.StatusType) error {
-	err := c.iamCall(ctx, "UpdateAccessKey", "deactivate key "+id, nil, func(ctx context.Context) error {
-		_, err := c.iam.UpdateAccessKey(ctx, &iam.UpdateAccessKeyInput{UserName: aws.String(c.cfg.user), AccessKeyId: aws.String(id), Status: status})
-		return err
-	})
-	if isCode(err, "NoSuchEntity") && status == types.StatusTypeInactive {
+func (c *conn) setStatus(ctx context.Context, id, status string) error {
+	err := c.iamCall(ctx, "UpdateAccessKey", "deactivate key "+id, url.Values{"AccessKeyId": {id}, "Status": {status}}, true, nil, nil)
+	if isCode(err, "NoSuchEntity") && status == statusInactive {
 		return nil
 	}
 	return err
@@ -683,10 +734,7 @@ func (c *conn) setStatus(ctx context.Context, id string, status types.StatusType
 
 // deleteKey deletes a key; NoSuchEntity (already gone) is success.
 func (c *conn) deleteKey(ctx context.Context, id string) error {
-	err := c.iamCall(ctx, "DeleteAccessKey", "delete key "+id, nil, func(ctx context.Context) error {
-		_, err := c.iam.DeleteAccessKey(ctx, &iam.DeleteAccessKeyInput{UserName: aws.String(c.cfg.user), AccessKeyId: aws.String(id)})
-		return err
-	})
+	err := c.iamCall(ctx, "DeleteAccessKey", "delete key "+id, url.Values{"AccessKeyId": {id}}, true, nil, nil)
 	if isCode(err, "NoSuchEntity") {
 		return nil
 	}
@@ -708,26 +756,39 @@ func isCode(err error, code string) bool {
 	return errors.As(err, &e) && e.Code == code
 }
 
-// createKey calls CreateAccessKey. The SDK retries it only on throttling. The answer is checked
-// strictly; an unusable key is deleted at once.
+// createResult is <CreateAccessKeyResult>.
+type createResult struct {
+	AccessKey *struct {
+		UserName        *string `xml:"UserName"`
+		AccessKeyID     string  `xml:"AccessKeyId"`
+		Status          string  `xml:"Status"`
+		SecretAccessKey string  `xml:"SecretAccessKey"`
+		CreateDate      string  `xml:"CreateDate"`
+	} `xml:"AccessKey"`
+}
+
+// createKey calls CreateAccessKey, retried only on throttling. The answer is checked strictly; an
+// unusable key is deleted at once.
 func (c *conn) createKey(ctx context.Context, current string) (KeyPair, error) {
 	const action, op = "CreateAccessKey", "create key"
-	var out *iam.CreateAccessKeyOutput
-	err := c.iamCall(ctx, action, op, map[string]verdict{
+	var out createResult
+	err := c.iamCall(ctx, action, op, nil, false, &out, map[string]verdict{
 		"LimitExceeded": {reason: fmt.Sprintf("IAM user %q already holds %d access keys: someone added one since kvrotator listed them; the next attempt looks again", c.cfg.user, MaxKeysPerUser)},
-	}, func(ctx context.Context) error {
-		var err error
-		out, err = c.iam.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(c.cfg.user)}, func(o *iam.Options) { o.Retryer = c.p.retryer(false) })
-		return err
 	})
 	if err != nil {
 		return KeyPair{}, err
 	}
-	if out.AccessKey == nil || !keyIDPattern().MatchString(aws.ToString(out.AccessKey.AccessKeyId)) {
+	if out.AccessKey != nil {
+		if _, ok := parseTime(out.AccessKey.CreateDate); !ok {
+			// Not the answer's XML: as if the key was not returned (the next attempt finds it through the intent).
+			return KeyPair{}, c.protocol(action, op)
+		}
+	}
+	if out.AccessKey == nil || !keyIDPattern().MatchString(out.AccessKey.AccessKeyID) {
 		// No usable id: the next attempt finds the key through the intent and deletes it.
 		return KeyPair{}, c.broken(action, op, "AccessKey.AccessKeyId is missing or malformed")
 	}
-	k := KeyPair{ID: aws.ToString(out.AccessKey.AccessKeyId), Secret: aws.ToString(out.AccessKey.SecretAccessKey)}
+	k := KeyPair{ID: out.AccessKey.AccessKeyID, Secret: out.AccessKey.SecretAccessKey}
 	c.secrets = append(c.secrets, k.Secret)
 	reason := ""
 	switch {
@@ -737,7 +798,7 @@ func (c *conn) createKey(ctx context.Context, current string) (KeyPair, error) {
 		reason = "the key is an existing key, not a new one"
 	case out.AccessKey.UserName != nil && !strings.EqualFold(*out.AccessKey.UserName, c.cfg.user):
 		reason = "the key belongs to another user"
-	case out.AccessKey.Status != "" && out.AccessKey.Status != types.StatusTypeActive:
+	case out.AccessKey.Status != "" && out.AccessKey.Status != statusActive:
 		reason = "the new key is not Active"
 	}
 	if reason != "" {

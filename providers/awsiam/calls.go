@@ -12,15 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
-
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 	"github.com/kvrotator/kvrotator/vocab"
 )
@@ -33,12 +24,12 @@ type Error = httpx.Error
 
 // Limits and defaults of the calls.
 const (
-	// DefaultTimeout bounds each operation, the SDK's own retries included.
+	// DefaultTimeout bounds each operation, its retries included.
 	DefaultTimeout = 30 * time.Second
-	// DefaultAttempts is how often the SDK tries an operation that fails transiently (throttling,
-	// 5xx, a lost connection; CreateAccessKey only on throttling): the SDK's standard retryer.
+	// DefaultAttempts is how often an operation that fails transiently (throttling, 5xx, a lost
+	// connection; CreateAccessKey only on throttling) is tried: the AWS SDKs' standard retryer.
 	DefaultAttempts = 3
-	// DefaultMaxBackoff caps the SDK's wait between attempts.
+	// DefaultMaxBackoff caps the wait between attempts.
 	DefaultMaxBackoff = 5 * time.Second
 	// MaxResponseBytes is the most of an answer the provider reads. IAM's answers here are a few KiB.
 	MaxResponseBytes = 256 << 10
@@ -46,88 +37,11 @@ const (
 	MaxMessageChars = 300
 )
 
-// appID is sent in the SDK's User-Agent.
+// appID is sent in the User-Agent (app/kvrotator, as the SDK's AppID was).
 const appID = "kvrotator"
 
 // messages makes what AWS says back fit for errors and logs.
 var messages = httpx.Sanitizer{Max: MaxMessageChars, Withheld: "[withheld: it quoted part of a secret access key]"}
-
-// errTooLarge is a response body over MaxResponseBytes.
-var errTooLarge = errors.New("response body too large")
-
-// boundedClient sends the SDK's requests with a redirect-free client and cuts every response body at
-// MaxResponseBytes.
-type boundedClient struct{ c *http.Client }
-
-func (b boundedClient) Do(r *http.Request) (*http.Response, error) {
-	resp, err := b.c.Do(r)
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = &boundedBody{rc: resp.Body, left: MaxResponseBytes}
-	return resp, nil
-}
-
-type boundedBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
-func (b *boundedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		var one [1]byte
-		if n, _ := b.rc.Read(one[:]); n > 0 {
-			return 0, errTooLarge
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
-func (b *boundedBody) Close() error { return b.rc.Close() }
-
-// credentials hands the SDK one key pair.
-func credentials(k KeyPair) aws.CredentialsProvider {
-	return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-		return aws.Credentials{AccessKeyID: k.ID, SecretAccessKey: k.Secret, Source: appID}, nil
-	})
-}
-
-// retryer is the SDK's standard retryer without its client-side token bucket (the engine owns
-// pacing). For calls that are not idempotent (CreateAccessKey) it retries only throttling answers,
-// which say the request was not applied: a lost answer or a 5xx might hide a created key, which the
-// next Create finds instead (see Create).
-func (p *Provider) retryer(idempotent bool) aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = p.attempts
-		o.MaxBackoff = p.maxBackoff
-		o.RateLimiter = ratelimit.None
-		if !idempotent {
-			o.Retryables = []retry.IsErrorRetryable{retry.NoRetryCanceledError{}, retry.RetryableErrorCode{Codes: retry.DefaultThrottleErrorCodes}}
-		}
-	})
-}
-
-// iamClient is an IAM client for one endpoint and key.
-func (p *Provider) iamClient(cfg config, k KeyPair) *iam.Client {
-	return iam.New(iam.Options{
-		Region: cfg.partition.Region, BaseEndpoint: aws.String(cfg.iamURL), Credentials: credentials(k),
-		HTTPClient: boundedClient{p.http}, Retryer: p.retryer(true), AppID: appID,
-	})
-}
-
-// stsClient is an STS client for one endpoint and key.
-func (p *Provider) stsClient(cfg config, k KeyPair) *sts.Client {
-	return sts.New(sts.Options{
-		Region: cfg.partition.Region, BaseEndpoint: aws.String(cfg.stsURL), Credentials: credentials(k),
-		HTTPClient: boundedClient{p.http}, Retryer: p.retryer(true), AppID: appID,
-	})
-}
 
 // call describes one operation, for its error.
 type call struct {
@@ -145,7 +59,7 @@ type verdict struct {
 }
 
 // transientCodes are AWS error codes that say "try again later": throttling and service failures
-// (the SDK's own throttle codes, IAM's ServiceFailure, the common InternalFailure and
+// (the AWS SDKs' throttle codes, IAM's ServiceFailure, the common InternalFailure and
 // ServiceUnavailable).
 var transientCodes = map[string]bool{
 	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true, "TooManyRequestsException": true,
@@ -161,58 +75,56 @@ var transport = httpx.TransportReasons{
 	Unreachable: "the endpoint is unreachable (connection refused or reset, DNS, proxy), or the answer was lost",
 }
 
-// fail turns an SDK error into a classified *Error. byCode overrides the default verdict for AWS
-// error codes; def gives the default for an error code the call does not single out.
+// fail turns a failed call (query.go's *answered, *unread, *unsent, or the context's error) into a
+// classified *Error. byCode overrides the default verdict for AWS error codes; def gives the default
+// for an error code the call does not single out.
 func (p *Provider) fail(ctx, callCtx context.Context, c call, err error, byCode map[string]verdict, def func(code string, status int) verdict) error {
 	e := &Error{Provider: Name, Service: "AWS " + c.service, Op: c.op + " (" + c.action + ")", Method: http.MethodPost, URL: c.url + "/"}
-	var re *awshttp.ResponseError
-	var sre *smithyhttp.ResponseError
-	var ae smithy.APIError
-	var de *smithy.DeserializationError
+	var a *answered
+	var u *unread
 	switch {
-	case errors.As(err, &sre):
-		e.Status, e.Sent = sre.HTTPStatusCode(), true
-		if sre.Response != nil {
-			e.Retry = httpx.ParseRetryAfter(sre.Response.Header.Get("Retry-After"), p.now(), httpx.MaxRetryAfter)
-		}
-	}
-	if errors.As(err, &re) {
-		e.RequestID = httpx.Clean(httpx.Redact(re.ServiceRequestID(), c.secrets...), 100)
+	case errors.As(err, &a):
+		e.Status, e.Sent = a.status, true
+		e.Retry = httpx.ParseRetryAfter(a.header.Get("Retry-After"), p.now(), httpx.MaxRetryAfter)
+		e.RequestID = httpx.Clean(httpx.Redact(a.requestID(), c.secrets...), 100)
+	case errors.As(err, &u):
+		e.Status = u.status
 	}
 	switch {
-	case errors.Is(err, errTooLarge):
+	case a != nil && a.tooLarge:
 		e.Reason, e.Permanent = fmt.Sprintf("the answer exceeds %d KiB", MaxResponseBytes>>10), true
 	case e.Status >= 300 && e.Status < 400:
 		e.Reason, e.Permanent = "redirects are not followed; set the endpoint tag to the final URL", true
-	case errors.As(err, &ae) && ae.ErrorCode() != "":
-		e.Code = messages.Sanitize(ae.ErrorCode(), c.secrets...)
-		e.Message = messages.Sanitize(ae.ErrorMessage(), c.secrets...)
-		v, ok := byCode[ae.ErrorCode()]
+	case a != nil && a.code != "":
+		e.Code = messages.Sanitize(a.code, c.secrets...)
+		e.Message = messages.Sanitize(a.message, c.secrets...)
+		v, ok := byCode[a.code]
 		if !ok {
-			v = def(ae.ErrorCode(), e.Status)
+			v = def(a.code, e.Status)
 		}
 		e.Reason, e.Permanent = v.reason, !v.transient
-	case errors.As(err, &de):
+	case a != nil && a.notXML:
 		if e.Status >= 200 && e.Status < 300 {
 			e.Reason, e.Permanent = "the answer breaks the Query protocol's contract (not the XML the operation returns)", true
 		} else {
 			v := def("", e.Status)
 			e.Reason, e.Permanent = v.reason+" (the error answer is not AWS's XML)", !v.transient
 		}
-	case e.Status != 0:
+	case a != nil:
 		v := def("", e.Status)
 		e.Reason, e.Permanent = v.reason, !v.transient
 	default:
+		// No answer, or one cut short: the request may have reached AWS before the connection failed.
 		reason, cause, permanent := transport.Classify(ctx, callCtx, err)
 		e.Reason, e.Permanent, e.Err = reason, permanent, transportCause(cause)
-		e.Sent = true // the request may have reached AWS before the connection failed
+		e.Sent = true
 	}
 	return e.Classified()
 }
 
 // transportCause is what an Error keeps of a transport failure: the net/http error (it names the URL
-// and the network problem, never a header or a body) or the context's error; never the SDK's wrapper,
-// whose text is not ours to vouch for.
+// and the network problem, never a header or a body) or the context's error; never a wrapper whose
+// text is not ours to vouch for.
 func transportCause(err error) error {
 	var ue *url.Error
 	var ne net.Error
@@ -231,6 +143,8 @@ func transportCause(err error) error {
 		return ce
 	case errors.As(err, &ne):
 		return ne
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return errors.New("the connection closed before the whole answer arrived")
 	}
 	return errors.New("the request failed before an answer arrived")
 }
@@ -274,10 +188,10 @@ func (p *Provider) withTimeout(ctx context.Context) (context.Context, context.Ca
 	return context.WithTimeout(ctx, p.timeout)
 }
 
-// identity is GetCallerIdentity's answer.
+// identity is GetCallerIdentity's answer (<GetCallerIdentityResult>).
 type identity struct {
-	Account string
-	Arn     string
+	Account string `xml:"Account"`
+	Arn     string `xml:"Arn"`
 }
 
 // callerIdentity calls STS GetCallerIdentity signed with k (no permission needed: AWS answers it for
@@ -287,11 +201,10 @@ func (p *Provider) callerIdentity(ctx context.Context, cfg config, k KeyPair, op
 	c := call{service: "STS", action: "GetCallerIdentity", op: op, url: cfg.stsURL, secrets: secrets}
 	cctx, cancel := p.withTimeout(ctx)
 	defer cancel()
-	out, err := p.stsClient(cfg, k).GetCallerIdentity(cctx, &sts.GetCallerIdentityInput{})
-	if err != nil {
+	var id identity
+	if err := p.stsClient(cfg, k).call(cctx, "GetCallerIdentity", nil, true, &id); err != nil {
 		return identity{}, p.fail(ctx, cctx, c, err, byCode, def)
 	}
-	id := identity{Account: aws.ToString(out.Account), Arn: aws.ToString(out.Arn)}
 	if id.Account == "" || id.Arn == "" {
 		return identity{}, (&Error{Provider: Name, Service: "AWS STS", Op: op + " (GetCallerIdentity)", Method: http.MethodPost, URL: cfg.stsURL + "/",
 			Status: http.StatusOK, Reason: "the answer breaks STS's contract: Account or Arn is missing", Permanent: true}).Classified()

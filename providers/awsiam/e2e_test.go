@@ -21,7 +21,7 @@ import (
 )
 
 // End to end: the real engine, the keyvault adapter and the Key Vault emulator over HTTPS, the provider
-// with aws-sdk-go-v2, and the local IAM and STS (iamtest).
+// with its Query client, and the local IAM and STS (iamtest).
 
 // e2e is a vault holding the admin key and the app's key, and the AWS account they belong to.
 type e2e struct {
@@ -275,7 +275,7 @@ func TestEndToEndLostCreateAnswer(t *testing.T) {
 	e.srv.LoseNext("CreateAccessKey", 1)
 	k := e.wantRotated(t, e.h.Event(secretName, e.version))
 	if e.srv.Created() != 2 || e.srv.Count("CreateAccessKey") != 2 {
-		t.Errorf("%d keys created in %d calls, want 2 and 2 (no SDK retry of CreateAccessKey)", e.srv.Created(), e.srv.Count("CreateAccessKey"))
+		t.Errorf("%d keys created in %d calls, want 2 and 2 (no retry of CreateAccessKey within the call)", e.srv.Created(), e.srv.Count("CreateAccessKey"))
 	}
 	if ids := keyIDs(e.srv.Keys(appUser)); len(ids) != 2 || !slices.Contains(ids, e.current.ID) || !slices.Contains(ids, k.ID) {
 		t.Errorf("the user holds %v", ids)
@@ -600,13 +600,13 @@ func TestEndToEndIssuerDown(t *testing.T) {
 			t.Error("the engine waited out the throttling in-process")
 		}
 		if n := e.srv.Count("GetCallerIdentity"); n != 3 {
-			t.Errorf("%d attempts, want the SDK's 3", n)
+			t.Errorf("%d attempts, want the call's 3", n)
 		}
 		e.wantUnchanged(t)
 	})
 	t.Run("briefly throttled", func(t *testing.T) {
 		e := newE2E(t, nil)
-		e.srv.Throttle(2, 0) // the SDK's own retries get through
+		e.srv.Throttle(2, 0) // the call's own retries get through
 		e.wantRotated(t, e.h.Event(secretName, e.version))
 	})
 	t.Run("CreateAccessKey throttled", func(t *testing.T) {
@@ -624,7 +624,7 @@ func TestEndToEndIssuerDown(t *testing.T) {
 	})
 	t.Run("CreateAccessKey fails", func(t *testing.T) {
 		e := newE2E(t, nil)
-		e.srv.FailAction("CreateAccessKey", 1, http.StatusInternalServerError, "ServiceFailure") // not retried by the SDK; the engine retries Create
+		e.srv.FailAction("CreateAccessKey", 1, http.StatusInternalServerError, "ServiceFailure") // not retried within the call; the engine retries Create
 		e.wantRotated(t, e.h.Event(secretName, e.version))
 		if n := e.srv.Count("CreateAccessKey"); n != 2 {
 			t.Errorf("%d CreateAccessKey calls, want 2", n)

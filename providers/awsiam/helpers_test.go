@@ -41,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{srv: srv, admin: srv.AddKey(adminUser), current: srv.AddKeyAt(appUser, time.Now().Add(-48*time.Hour))}
 }
 
-// newProvider is a provider with short SDK back-offs.
+// newProvider is a provider with short back-offs between attempts.
 func newProvider(opts ...awsiam.Option) *awsiam.Provider {
 	return awsiam.New(append([]awsiam.Option{awsiam.WithRetries(3, 5*time.Millisecond)}, opts...)...)
 }

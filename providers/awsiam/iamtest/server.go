@@ -1,5 +1,6 @@
 // Package iamtest is a local AWS IAM and STS for kvrotator's aws-iam provider tests: the Query
-// protocol as AWS documents it and as aws-sdk-go-v2 speaks it, over one HTTP endpoint.
+// protocol as AWS documents it and as aws-sdk-go-v2 speaks it (its tests check the server with the
+// SDK's clients; the provider speaks it with its own client), over one HTTP endpoint.
 //
 //   - Requests are POST / with a form body (Action=…&Version=2010-05-08 for IAM, 2011-06-15 for
 //     STS), signed with Signature Version 4: the server recomputes every signature with the secret of
@@ -393,6 +394,15 @@ func (s *Server) SetPropagation(n int) {
 	s.propagation = n
 }
 
+// SetClock sets the server's clock (default time.Now): the time signatures are checked against, the
+// answers' Date header, and new keys' creation time. A clock minutes away from the client's is how
+// clock skew looks.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
 // EchoSecrets makes error messages quote the signing key's secret (a misbehaving server), for tests
 // that check the client redacts it.
 func (s *Server) EchoSecrets(on bool) {
@@ -468,6 +478,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("x-amzn-RequestId", reqID)
 	w.Header().Set("Content-Type", "text/xml")
+	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
 	if aerr != nil {
 		msg := aerr.message
 		if s.echo && signer != nil {

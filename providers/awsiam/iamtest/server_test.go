@@ -18,6 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/aws-http-auth/credentials"
+	"github.com/aws/smithy-go/aws-http-auth/sigv4"
+	httpauth "github.com/aws/smithy-go/aws-http-auth/v4"
 
 	"github.com/kvrotator/kvrotator/providers/awsiam/iamtest"
 )
@@ -74,6 +77,58 @@ func TestVerifyAgainstTheSDKSigner(t *testing.T) {
 	r.Host = "evil.example"
 	if err := a.Verify(r, []byte(body), "secret/+key", now); err == nil {
 		t.Error("another host verifies")
+	}
+}
+
+// signedHeaders are the headers the provider signs with aws-http-auth's signer.
+type signedHeaders struct{}
+
+func (signedHeaders) IsSigned(h string) bool {
+	return h == "host" || h == "content-type" || strings.HasPrefix(h, "x-amz-")
+}
+
+// The standalone signer the provider uses (aws-http-auth's sigv4) gives AWS's documented example's
+// signature, and the verifier accepts what it signs and refuses what it did not.
+func TestVerifyAgainstTheStandaloneSigner(t *testing.T) {
+	doc := httptest.NewRequest(http.MethodGet, "https://iam.amazonaws.com/?Action=ListUsers&Version=2010-05-08", nil)
+	doc.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	empty := sha256.Sum256(nil)
+	signer := sigv4.New(func(o *httpauth.SignerOptions) { o.HeaderRules = signedHeaders{} })
+	err := signer.SignRequest(&sigv4.SignRequestInput{Request: doc, PayloadHash: empty[:], Service: "iam", Region: "us-east-1",
+		Time: time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC), Credentials: credentials.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, " +
+		"Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"; doc.Header.Get("Authorization") != want {
+		t.Fatalf("Authorization %q", doc.Header.Get("Authorization"))
+	}
+
+	body := "Action=TagUser&Tags.member.1.Key=AKIAEXAMPLE&Tags.member.1.Value=kvrotator+v%2Fs+created+kvr-1&UserName=alice&Version=2010-05-08"
+	sum := sha256.Sum256([]byte(body))
+	now := time.Now().UTC()
+	r, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:9/", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if err := signer.SignRequest(&sigv4.SignRequestInput{Request: r, PayloadHash: sum[:], Service: "iam", Region: "us-east-1", Time: now,
+		Credentials: credentials.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "secret/+key"}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := iamtest.ParseAuthorization(r.Header.Get("Authorization"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Verify(r, []byte(body), "secret/+key", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Verify(r, []byte(body), "other", now); err == nil {
+		t.Error("the wrong secret verifies")
+	}
+	if err := a.Verify(r, []byte(strings.Replace(body, "alice", "bob", 1)), "secret/+key", now); err == nil {
+		t.Error("a changed body verifies")
+	}
+	r.Header.Set("Content-Type", "text/plain")
+	if err := a.Verify(r, []byte(body), "secret/+key", now); err == nil {
+		t.Error("a changed Content-Type verifies")
 	}
 }
 
