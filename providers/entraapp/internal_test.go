@@ -65,31 +65,6 @@ func TestEndpointsFollowTheCloud(t *testing.T) {
 	}
 }
 
-func TestHTTPSBase(t *testing.T) {
-	for raw, want := range map[string]string{
-		"https://graph.example.test/":    "https://graph.example.test",
-		"https://127.0.0.1:8443/base//":  "https://127.0.0.1:8443/base",
-		"http://graph.example.test":      "must be an https URL",
-		"http://127.0.0.1:8443":          "must be an https URL",
-		"graph.example.test":             "must be an https URL",
-		"https:graph.example.test":       "must be an https URL",
-		"https://":                       "no host",
-		"https://:443":                   "no host",
-		"https://u:p@graph.example.test": "must not contain user information, a query or a fragment",
-		"https://graph.example.test?":    "must not contain user information, a query or a fragment",
-		"https://graph.example.test/#":   "must not contain user information, a query or a fragment",
-		"https://graph.example.test/%zz": "not a URL",
-	} {
-		got, err := httpsBase(raw)
-		if err != nil {
-			got = err.Error()
-		}
-		if got != want {
-			t.Errorf("httpsBase(%q) = %q, want %q", raw, got, want)
-		}
-	}
-}
-
 // A redirect from Graph or the token endpoint is never followed, whatever the transport's CheckRedirect
 // says: kvrotator's token and the new secret go where configured or nowhere.
 func TestRedirectsAreNotFollowed(t *testing.T) {

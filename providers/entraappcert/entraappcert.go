@@ -50,12 +50,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/graph"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 	"github.com/kvrotator/kvrotator/providers/registry"
 )
@@ -495,35 +495,9 @@ func (p *Provider) client() (*client, error) {
 		return nil, providers.Permanent(registry.ErrNoAzure)
 	}
 	az := p.azure.WithDefaults()
-	authority := p.authorityHost
-	if authority == "" {
-		authority = az.Cloud.ActiveDirectoryAuthorityHost
-	}
-	if authority == "" {
-		authority = "https://login.microsoftonline.com/"
-	}
-	authorityURL, err := httpsBase(authority)
+	ep, err := graph.Resolve(Name, az, graph.Overrides{AuthorityHost: p.authorityHost, Graph: p.graphEndpoint, Audience: p.graphAudience})
 	if err != nil {
-		return nil, providers.Permanent(fmt.Errorf("%s: Entra authority host %q: %w", Name, authority, err))
-	}
-	endpoint, audience := p.graphEndpoint, p.graphAudience
-	if endpoint == "" {
-		if svc, ok := az.Cloud.Services[GraphService]; ok && svc.Endpoint != "" {
-			endpoint, audience = svc.Endpoint, svc.Audience
-		} else if u, err := url.Parse(authorityURL); err == nil {
-			endpoint = graphByAuthority[strings.ToLower(u.Hostname())]
-		}
-	}
-	if endpoint == "" {
-		return nil, providers.Permanent(fmt.Errorf("%s: no Microsoft Graph endpoint is known for the cloud whose authority is %s: add a cloud.Configuration service entry %q with Graph's endpoint",
-			Name, authorityURL, GraphService))
-	}
-	graphURL, err := httpsBase(endpoint)
-	if err != nil {
-		return nil, providers.Permanent(fmt.Errorf("%s: Microsoft Graph endpoint %q: %w", Name, endpoint, err))
-	}
-	if audience == "" {
-		audience = graphURL
+		return nil, err
 	}
 	// Bearer tokens, proofs and client assertions go where configured or nowhere: no redirect is
 	// followed.
@@ -531,24 +505,11 @@ func (p *Provider) client() (*client, error) {
 		return httpx.Client{Provider: Name, Service: service, UserAgent: userAgent, HTTP: az.Transport, Now: p.now,
 			MaxBody: maxResponseBytes, Messages: messages, Details: details, RequestIDHeader: requestIDHeader}
 	}
-	return &client{cred: az.Credential, graph: graphURL, scope: strings.TrimRight(audience, "/") + "/.default",
-		authority: authorityURL, timeout: p.timeout,
+	return &client{cred: az.Credential, graph: ep.Graph, scope: ep.Scope,
+		authority: ep.Authority, timeout: p.timeout,
 		graphAPI:  api("Microsoft Graph", graphDetails, "request-id"),
 		tokenAPI:  api("the Entra ID token endpoint", tokenDetails, "x-ms-request-id"),
 		transport: noRedirects(az.Transport)}, nil
-}
-
-// httpsBase checks that raw is an absolute https URL with a host name and without user information,
-// query or fragment, and returns it without a trailing slash.
-func httpsBase(raw string) (string, error) {
-	base, err := httpx.ParseBaseURL(raw, false)
-	switch httpx.URLProblemOf(err) {
-	case httpx.URLNotAbsolute, httpx.URLScheme:
-		return "", errors.New("must be an https URL")
-	case httpx.URLUserInfo, httpx.URLQuery, httpx.URLFragment:
-		return "", errors.New("must not contain user information, a query or a fragment")
-	}
-	return base, err
 }
 
 // Provider must satisfy the contract, with revocation.

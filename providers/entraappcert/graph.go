@@ -9,27 +9,18 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/google/uuid"
 	"github.com/kvrotator/kvrotator/providers"
+	"github.com/kvrotator/kvrotator/providers/internal/graph"
 	"github.com/kvrotator/kvrotator/providers/internal/httpx"
 )
 
-// GraphService is the cloud.Configuration service key for Microsoft Graph, the same key as the
-// entra-app provider's (entraapp.GraphService): one entry in the cloud configuration of the
-// registry.Azure the providers are built with points both at another Graph endpoint (a national cloud
-// not listed below, a test server). The audience defaults to the endpoint.
-const GraphService cloud.ServiceName = "microsoftGraph"
-
-// graphByAuthority is Microsoft Graph's endpoint for each cloud, by the cloud's Entra authority host.
-// (US Government DoD uses https://dod-graph.microsoft.us with the same authority as L4: set
-// GraphService for it.)
-var graphByAuthority = map[string]string{
-	"login.microsoftonline.com": "https://graph.microsoft.com",
-	"login.microsoftonline.us":  "https://graph.microsoft.us",
-	"login.chinacloudapi.cn":    "https://microsoftgraph.chinacloudapi.cn",
-}
+// GraphService is the cloud.Configuration service key for Microsoft Graph (graph.Service), shared by
+// the providers that call Graph: an entry with it in the cloud configuration of the registry.Azure the
+// providers are built with points them at another Graph endpoint (a national cloud, a test server).
+// The audience defaults to the endpoint.
+const GraphService = graph.Service
 
 // Limits of what the provider reads.
 const (
