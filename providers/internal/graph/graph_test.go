@@ -72,4 +72,3 @@ func TestResolve(t *testing.T) {
 		}
 	}
 }
-
