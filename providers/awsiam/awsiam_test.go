@@ -300,7 +300,7 @@ func TestCreateBrokenAnswer(t *testing.T) {
 		name, body, reason string
 		deleted            bool
 	}{
-		{"empty", ``, "AccessKeyId is missing", false},
+		{"empty", ``, "breaks the Query protocol's contract", false},
 		{"no secret", `<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>app-orders</UserName><AccessKeyId>AKIABROKENBROKEN0000</AccessKeyId><Status>Active</Status></AccessKey></CreateAccessKeyResult></CreateAccessKeyResponse>`,
 			"SecretAccessKey is missing", true},
 		{"another user's key", `<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>payments</UserName><AccessKeyId>AKIABROKENBROKEN0000</AccessKeyId><Status>Active</Status><SecretAccessKey>abcdefghabcdefghabcdefgh</SecretAccessKey></AccessKey></CreateAccessKeyResult></CreateAccessKeyResponse>`,

@@ -264,11 +264,12 @@ func errorOf(body []byte) (code, message string, notXML bool) {
 	return code, message, false
 }
 
-// decodeResult decodes a success answer's <{Action}Result> element into out. An empty body is an
-// empty result. For an action without a result (out nil) anything goes; for one with a result, the
-// element must be there and decode.
+// decodeResult decodes a success answer's <{Action}Result> element into out. For an action without a
+// result (out nil) anything goes; for one with a result, the element must be there and decode. An
+// empty body is not an empty result (the SDK took it for one): an empty ListAccessKeys answer would
+// read as "the user has no keys", and Revoke would report a key revoked that it never saw.
 func decodeResult(body []byte, element string, out any) bool {
-	if len(body) == 0 || out == nil {
+	if out == nil {
 		return true
 	}
 	return findElement(body, element, out)

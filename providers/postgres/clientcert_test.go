@@ -93,7 +93,7 @@ func TestClientCertificates(t *testing.T) {
 }
 
 // PGSSLROOTCERT=system trusts the system's roots and verifies the name, as libpq does; PGSSLSNI=0
-// leaves SNI out for a host name.
+// leaves SNI out for a host name; verify-ca needs the operator's CA.
 func TestClientTLSFromTheEnvironment(t *testing.T) {
 	c := config{host: "db.example.com", port: 5432, database: "postgres", sslMode: SSLVerifyCA}
 	cfg, err := clientTLS(c, "", func(k string) string { return map[string]string{"PGSSLROOTCERT": "system"}[k] })
@@ -103,9 +103,13 @@ func TestClientTLSFromTheEnvironment(t *testing.T) {
 	if cfg.InsecureSkipVerify || cfg.ServerName != "db.example.com" || cfg.RootCAs == nil {
 		t.Fatalf("sslrootcert=system: %+v, want verify-full with the system's roots", cfg)
 	}
-	cfg, err = clientTLS(c, "", func(k string) string { return map[string]string{"PGSSLSNI": "0"}[k] })
+	cfg, err = clientTLS(c, pgtest.NewCA(t).CertFile, func(k string) string { return map[string]string{"PGSSLSNI": "0"}[k] })
 	if err != nil || cfg.ServerName != "" || !cfg.InsecureSkipVerify || cfg.VerifyPeerCertificate == nil {
 		t.Fatalf("verify-ca without SNI: %+v %v", cfg, err)
+	}
+	// verify-ca against the system's roots would take any publicly issued certificate: refused.
+	if _, err := clientTLS(c, "", func(string) string { return "" }); err == nil {
+		t.Fatal("verify-ca without the operator's CA file was accepted")
 	}
 	c.sslMode = SSLVerifyFull
 	if cfg, err := clientTLS(c, "", func(string) string { return "" }); err != nil || cfg.ServerName != "db.example.com" || cfg.InsecureSkipVerify {

@@ -46,7 +46,7 @@ const (
 // so are prefer and allow (they fall back to plain text).
 const (
 	SSLDisable    = "disable"     // loopback hosts only
-	SSLVerifyCA   = "verify-ca"   // the certificate chains to a trusted CA; any name
+	SSLVerifyCA   = "verify-ca"   // the certificate chains to the operator's CA file (never the system's roots); any name
 	SSLVerifyFull = "verify-full" // the certificate chains to a trusted CA and names the host (default)
 )
 

@@ -80,7 +80,13 @@ func clientTLS(c config, caFile string, getenv func(string) string) (*tls.Config
 		cfg.ServerName = c.host
 	case SSLVerifyCA:
 		// Chain to a trusted CA, any name: crypto/tls's own check also matches the name, so it is
-		// replaced by this one (as libpq's verify-ca).
+		// replaced by this one (as libpq's verify-ca). Only against the operator's own CA: with the
+		// system's roots, any publicly issued certificate, for any domain, would pass (libpq refuses
+		// verify-ca without a root file, and makes sslrootcert=system imply verify-full).
+		if cfg.RootCAs == nil {
+			return nil, fmt.Errorf("sslmode %s needs the operator's CA file (%s or PGSSLROOTCERT): against the system's roots any "+
+				"publicly issued certificate would pass; use verify-full", SSLVerifyCA, EnvCAFile)
+		}
 		cfg.InsecureSkipVerify = true
 		roots := cfg.RootCAs
 		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {

@@ -95,6 +95,7 @@ func classify(step, server, user, reason string, err error) error {
 	}
 	var setup *setupError
 	var authErr *authMethodError
+	var scramErr *scramError
 	var netErr net.Error
 	var certErr *tls.CertificateVerificationError
 	var unknownCA x509.UnknownAuthorityError
@@ -113,6 +114,9 @@ func classify(step, server, user, reason string, err error) error {
 	case errors.Is(err, errServerNoTLS):
 		e.Refusal = ErrNoTLS
 		e.Reason += " (" + ErrNoTLS.Error() + "; " + TagSSLMode + "=disable is allowed only for loopback hosts)"
+		return providers.Permanent(e)
+	case errors.As(err, &scramErr):
+		e.Reason += " (the server broke the SCRAM exchange: it does not prove that it holds the login's verifier)"
 		return providers.Permanent(e)
 	case errors.As(err, &authErr):
 		e.Refusal = ErrAuthMethod

@@ -42,6 +42,13 @@ type scramClient struct {
 	authMessage []byte
 }
 
+// scramError is a server that broke the SCRAM exchange (a nonce, salt, iteration count or signature
+// it should not have sent). A server that really holds the login's verifier never does: retrying
+// would only hand a possible impostor more client proofs, so it is permanent (errors.go, classify).
+type scramError struct{ reason string }
+
+func (e *scramError) Error() string { return "SCRAM: " + e.reason }
+
 // newSCRAMClient starts an exchange for password; tlsUsed and cbData (the server certificate's
 // tls-server-end-point hash, nil when the server offers no binding) choose the GS2 header.
 func newSCRAMClient(password string, tlsUsed bool, cbData []byte) (*scramClient, error) {
@@ -80,19 +87,19 @@ func (sc *scramClient) clientFinal(serverFirst []byte) ([]byte, error) {
 	attrs := bytes.Split(serverFirst, []byte(","))
 	if len(attrs) < 3 || !bytes.HasPrefix(attrs[0], []byte("r=")) || !bytes.HasPrefix(attrs[1], []byte("s=")) ||
 		!bytes.HasPrefix(attrs[2], []byte("i=")) {
-		return nil, errors.New("SCRAM: a malformed server-first-message")
+		return nil, &scramError{"a malformed server-first-message"}
 	}
 	nonce := string(attrs[0][2:])
 	if len(nonce) <= len(sc.clientNonce) || nonce[:len(sc.clientNonce)] != sc.clientNonce {
-		return nil, errors.New("SCRAM: the server's nonce does not extend the client's")
+		return nil, &scramError{"the server's nonce does not extend the client's"}
 	}
 	salt, err := base64.StdEncoding.DecodeString(string(attrs[1][2:]))
 	if err != nil || len(salt) == 0 {
-		return nil, errors.New("SCRAM: a malformed salt")
+		return nil, &scramError{"a malformed salt"}
 	}
 	iterations, err := strconv.Atoi(string(attrs[2][2:]))
 	if err != nil || iterations < 1 || iterations > maxSCRAMIterations {
-		return nil, fmt.Errorf("SCRAM: iteration count %q refused", attrs[2][2:])
+		return nil, &scramError{fmt.Sprintf("iteration count %q refused", attrs[2][2:])}
 	}
 	sc.salted, err = pbkdf2.Key(sha256.New, sc.password, salt, iterations, sha256.Size)
 	if err != nil {
@@ -112,11 +119,11 @@ func (sc *scramClient) clientFinal(serverFirst []byte) ([]byte, error) {
 // verifier can compute it.
 func (sc *scramClient) checkServerFinal(serverFinal []byte) error {
 	if e, ok := bytes.CutPrefix(serverFinal, []byte("e=")); ok {
-		return fmt.Errorf("SCRAM: the server reported %q", e)
+		return &scramError{fmt.Sprintf("the server reported %q", e)}
 	}
 	v, ok := bytes.CutPrefix(serverFinal, []byte("v="))
 	if !ok {
-		return errors.New("SCRAM: a malformed server-final-message")
+		return &scramError{"a malformed server-final-message"}
 	}
 	if i := bytes.IndexByte(v, ','); i >= 0 {
 		v = v[:i]
@@ -124,7 +131,7 @@ func (sc *scramClient) checkServerFinal(serverFinal []byte) error {
 	_, _, serverKey := scramKeys(sc.salted)
 	want := base64.StdEncoding.EncodeToString(hmacSHA256(serverKey, sc.authMessage))
 	if !hmac.Equal(v, []byte(want)) {
-		return errors.New("SCRAM: the server's signature is wrong (it does not hold the password's verifier)")
+		return &scramError{"the server's signature is wrong (it does not hold the password's verifier)"}
 	}
 	return nil
 }
