@@ -339,3 +339,22 @@ func sortedCopy(s []string) []string {
 	slices.Sort(c)
 	return c
 }
+
+// TestAttackVerifyCAWithoutTheOperatorsCA: the tag asks for verify-ca and the operator set no CA file.
+// Against the system's roots, without the name, any publicly issued certificate for any domain would
+// pass: a configuration error, and nothing contacted.
+func TestAttackVerifyCAWithoutTheOperatorsCA(t *testing.T) {
+	t.Parallel()
+	fake := startFake(t, askCleartext, mysqltest.NewCA(t).ServerTLS(t))
+	h, v1 := fakeHarness(t, fake, mysql.New(), "kvrotator-admin-password", "mysql-tls", "verify-ca")
+	o := h.Event(secretName, v1)
+	if o.Kind != rotation.KindFailed || o.Class != rotation.ClassPermanent || !strings.Contains(o.Reason, "mysql-tls") || !strings.Contains(o.Reason, mysql.EnvCAFile) {
+		t.Fatalf("verify-ca without a CA file: %s %s %s", o.Kind, o.Class, o.Reason)
+	}
+	if fake.Conns() != 0 {
+		t.Fatal("the server was contacted")
+	}
+	if h.Versions(secretName) != 1 {
+		t.Fatal("a version was written")
+	}
+}

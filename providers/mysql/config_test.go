@@ -47,7 +47,7 @@ func TestValidate(t *testing.T) {
 		{name: "IPv6 address", tags: tags("ProviderAddress", "[2001:db8::5]:3306/orders")},
 		{name: "Azure flexible server", tags: tags("ProviderAddress", "orders.mysql.database.azure.com")},
 		{name: "verify-full", tags: tags("mysql-tls", "verify-full")},
-		{name: "verify-ca", tags: tags("mysql-tls", "VERIFY-CA")},
+		{name: "verify-ca without the operator's CA", tags: tags("mysql-tls", "VERIFY-CA"), wantTags: []string{"mysql-tls"}, wantIn: "KVROTATOR_MYSQL_CA_FILE"},
 		{name: "url format", tags: tags("mysql-format", "url")},
 		{name: "accounts with host parts", tags: tags("mysql-users", "orders_a@10.0.0.%,orders_b@10.0.0.0/255.255.255.0")},
 		{name: "tag names in any case", tags: tags("mysql-users", "", "MySQL-Users", "orders_a,orders_b")},
@@ -90,6 +90,10 @@ func TestValidate(t *testing.T) {
 		{name: "a tag twice in different case", tags: tags("MYSQL-FORMAT", "password", "mysql-format", "password"), wantTags: []string{"mysql-format"}, wantIn: "2 times"},
 		{name: "several problems at once", tags: tags("ProviderAddress", "", "mysql-admin-user", ""),
 			wantTags: []string{"ProviderAddress", "mysql-admin-user"}},
+	}
+	// verify-ca with the operator's CA file (Validate reads no file).
+	if err := mysql.New(mysql.WithRootCAFile("/etc/kvrotator/mysql-ca.pem")).Validate(tags("mysql-tls", "verify-ca")); err != nil {
+		t.Fatalf("verify-ca with the operator's CA: %v", err)
 	}
 	p := mysql.New()
 	for _, tc := range cases {

@@ -84,6 +84,10 @@ func tlsConfig(c config, caFile string) (*tls.Config, error) {
 	if c.tlsMode == TLSVerifyFull {
 		return &tls.Config{RootCAs: roots, ServerName: c.host, MinVersion: tls.VersionTLS12}, nil
 	}
+	if roots == nil {
+		// Validate refuses this first; never verify a chain without a name against the system's roots.
+		return nil, errors.New("verify-ca needs the operator's CA file (" + EnvCAFile + ")")
+	}
 	// verify-ca: Go's own check is turned off only to be replaced by the same chain verification
 	// without the name; the handshake fails before anything else is sent when it does not pass.
 	return &tls.Config{

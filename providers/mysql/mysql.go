@@ -158,9 +158,22 @@ func (*Provider) Shape() providers.Shape { return providers.ShapeAlternating }
 
 // Validate checks the provider's tags (and ProviderAddress and CredentialId) without connecting to
 // anything. Every problem is a *providers.ConfigError; when there are several, they are joined.
-func (*Provider) Validate(p providers.Params) error {
-	_, err := parseConfig(p, "", "")
-	return err
+func (pr *Provider) Validate(p providers.Params) error {
+	c, err := parseConfig(p, "", "")
+	if err != nil {
+		return err
+	}
+	return pr.checkTLSMode(c, p)
+}
+
+// checkTLSMode refuses verify-ca without the operator's CA file: checked against the system's roots
+// and no name, any publicly issued certificate for any domain would pass, and caching_sha2_password
+// sends the password itself inside that connection.
+func (pr *Provider) checkTLSMode(c config, p providers.Params) error {
+	if c.tlsMode == TLSVerifyCA && pr.caFile == "" {
+		return providers.ConfigErrorf(TagTLS, p.Get(TagTLS), "verify-ca needs the operator's CA file (%s): against the system's roots it would accept any publicly issued certificate, for any name; use verify-full (the default)", EnvCAFile)
+	}
+	return nil
 }
 
 // Create sets a new password on the account the current version does not hold and returns it, with
