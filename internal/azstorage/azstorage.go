@@ -12,7 +12,8 @@
 // Tests check it against Azurite and against the SDK (blobs written here are read with azblob).
 //
 // Errors for answers other than 2xx are *azcore.ResponseError with ErrorCode from x-ms-error-code
-// (HasCode); they never carry a SAS token or an account key.
+// (HasCode); no error carries a SAS token or an account key (a transport error's URL is cut at its
+// query).
 package azstorage
 
 import (
@@ -167,11 +168,15 @@ func (c *Client) url(container, blob string, q url.Values) string {
 func (c *Client) do(ctx context.Context, method, u string, hdr http.Header, body []byte, contentType string, ok ...int) (*http.Response, error) {
 	req, err := runtime.NewRequest(ctx, method, u)
 	if err != nil {
-		return nil, fmt.Errorf("azstorage: %s %s: %w", method, stripQuery(u), err)
+		return nil, fmt.Errorf("azstorage: %s %s: not a request URL", method, stripQuery(u)) // its error would quote the SAS
 	}
 	raw := req.Raw()
 	raw.Header.Set("x-ms-version", APIVersion)
 	for k, vs := range hdr {
+		if strings.HasPrefix(strings.ToLower(k), "x-ms-meta-") {
+			raw.Header[k] = vs // metadata names keep their case (Azure stores them as sent)
+			continue
+		}
 		for _, v := range vs {
 			raw.Header.Add(k, v)
 		}
@@ -183,7 +188,7 @@ func (c *Client) do(ctx context.Context, method, u string, hdr http.Header, body
 	}
 	resp, err := c.pl.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, withoutQuery(err)
 	}
 	if runtime.HasStatusCode(resp, ok...) {
 		return resp, nil
@@ -222,7 +227,7 @@ func (c *Client) Upload(ctx context.Context, container, blob string, body []byte
 		hdr.Set("x-ms-blob-content-type", o.ContentType)
 	}
 	for k, v := range o.Metadata {
-		hdr.Set("x-ms-meta-"+k, v)
+		hdr["x-ms-meta-"+k] = []string{v}
 	}
 	if o.IfMatch != "" {
 		hdr.Set("If-Match", string(o.IfMatch))
@@ -375,6 +380,16 @@ func (c *Client) ServiceProperties(ctx context.Context) error {
 	}
 	drain(resp)
 	return nil
+}
+
+// withoutQuery returns err with the query string (which may hold a SAS token) cut from the URL of a
+// transport error (*url.Error: no answer); errors.Is and errors.As still reach the cause.
+func withoutQuery(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && strings.ContainsRune(ue.URL, '?') {
+		return &url.Error{Op: ue.Op, URL: stripQuery(ue.URL), Err: ue.Err}
+	}
+	return err
 }
 
 func stripQuery(u string) string {

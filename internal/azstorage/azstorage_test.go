@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
@@ -56,6 +57,13 @@ func TestOperationsAgainstAzurite(t *testing.T) {
 	}
 	if *props.ETag != etag || *props.ContentType != "application/json" || props.Metadata["State"] == nil && props.Metadata["state"] == nil {
 		t.Fatalf("the SDK sees ETag %s (want %s), content type %s, metadata %v", *props.ETag, etag, *props.ContentType, props.Metadata)
+	}
+	// Metadata names keep their case.
+	if _, err := c.Upload(ctx, "ops", "vault1/cased", nil, azstorage.PutOptions{Metadata: map[string]string{"myKey": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	if page, err := c.ListBlobs(ctx, "ops", "vault1/cased", ""); err != nil || len(page.Blobs) != 1 || page.Blobs[0].Metadata["myKey"] != "v" {
+		t.Fatalf("metadata as listed (names as stored): %+v, %v", page, err)
 	}
 	if got, _ := c.Properties(ctx, "ops", "vault1/s1"); got != etag {
 		t.Fatalf("Properties ETag %s, want %s", got, etag)
@@ -182,6 +190,22 @@ func TestSASConnectionString(t *testing.T) {
 	}
 	if page, err := withSAS.ListBlobs(ctx, "sas", "", ""); err != nil || len(page.Blobs) != 1 {
 		t.Fatalf("list with a SAS: %+v %v", page, err)
+	}
+	// No answer at all: the error names the endpoint, never the token.
+	down, err := azstorage.NewClientFromConnectionString("BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;SharedAccessSignature="+token,
+		&azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"list":     func() error { _, err := down.ListBlobs(ctx, "sas", "", ""); return err }(),
+		"upload":   func() error { _, err := down.Upload(ctx, "sas", "v/s", []byte("{}"), azstorage.PutOptions{}); return err }(),
+		"download": func() error { _, _, err := down.Download(ctx, "sas", "v/s", 10); return err }(),
+		"lease":    down.AcquireLease(ctx, "sas", "v/s", azstorage.NewLeaseID(), 15),
+	} {
+		if err == nil || strings.Contains(err.Error(), "sig=") || strings.Contains(err.Error(), q.Signature()) || !strings.Contains(err.Error(), "127.0.0.1:9") {
+			t.Errorf("%s with no service: %v, want an error naming the endpoint without the SAS", name, err)
+		}
 	}
 	// Without the token the same endpoint refuses.
 	anon, err := azstorage.NewClientNoCredential(endpoint, nil)
