@@ -198,8 +198,11 @@ func TestSASConnectionString(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, err := range map[string]error{
-		"list":     func() error { _, err := down.ListBlobs(ctx, "sas", "", ""); return err }(),
-		"upload":   func() error { _, err := down.Upload(ctx, "sas", "v/s", []byte("{}"), azstorage.PutOptions{}); return err }(),
+		"list": func() error { _, err := down.ListBlobs(ctx, "sas", "", ""); return err }(),
+		"upload": func() error {
+			_, err := down.Upload(ctx, "sas", "v/s", []byte("{}"), azstorage.PutOptions{})
+			return err
+		}(),
 		"download": func() error { _, _, err := down.Download(ctx, "sas", "v/s", 10); return err }(),
 		"lease":    down.AcquireLease(ctx, "sas", "v/s", azstorage.NewLeaseID(), 15),
 	} {
