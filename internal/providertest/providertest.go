@@ -195,6 +195,30 @@ func (h *Harness) Manual(name string, dryRun bool) rotation.Outcome {
 	return h.Engine.Rotate(context.Background(), rotation.Request{Vault: VaultName, Secret: name, Trigger: rotation.TriggerManual, Force: true, DryRun: dryRun})
 }
 
+// Triggers are the three ways a rotation starts, for tests that run once per trigger: an Event Grid
+// event, the timer's sweep and the HTTP trigger.
+var Triggers = []string{"event", "sweep", "manual"}
+
+// Rotate starts a rotation of name the way trigger (one of Triggers) says, the event for version, and
+// returns its outcome; the sweep must report exactly one secret.
+func (h *Harness) Rotate(trigger, name, version string) rotation.Outcome {
+	h.T.Helper()
+	switch trigger {
+	case "event":
+		return h.Event(name, version)
+	case "sweep":
+		rep := h.Sweep()
+		if len(rep.Outcomes) != 1 {
+			h.T.Fatalf("sweep outcomes %+v", rep.Outcomes)
+		}
+		return rep.Outcomes[0]
+	case "manual":
+		return h.Manual(name, false)
+	}
+	h.T.Fatalf("unknown trigger %q", trigger)
+	return rotation.Outcome{}
+}
+
 // ManualOverride is the HTTP trigger with "override": true (past the back-to-back guard, the window
 // and the minimum interval), for tests that rotate two-slot or alternating secrets back to back.
 func (h *Harness) ManualOverride(name string) rotation.Outcome {

@@ -178,22 +178,10 @@ var kinds = []struct{ name, kind, owner string }{
 
 func TestEndToEndTriggers(t *testing.T) {
 	for _, k := range kinds {
-		for _, trigger := range []string{"event", "sweep", "manual"} {
+		for _, trigger := range providertest.Triggers {
 			t.Run(k.name+"/"+trigger, func(t *testing.T) {
 				e := newE2E(t, k.kind, k.owner, nil)
-				var o rotation.Outcome
-				switch trigger {
-				case "event":
-					o = e.h.Event(secretName, e.version)
-				case "sweep":
-					rep := e.h.Sweep()
-					if len(rep.Outcomes) != 1 {
-						t.Fatalf("sweep outcomes %+v", rep.Outcomes)
-					}
-					o = rep.Outcomes[0]
-				case "manual":
-					o = e.h.Manual(secretName, false)
-				}
+				o := e.h.Rotate(trigger, secretName, e.version)
 				e.wantRotated(t, o)
 
 				// The same event again: the work is done, nothing changes.

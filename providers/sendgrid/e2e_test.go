@@ -172,22 +172,10 @@ func (e *e2e) wantUnchanged(t *testing.T) {
 }
 
 func TestEndToEndTriggers(t *testing.T) {
-	for _, trigger := range []string{"event", "sweep", "manual"} {
+	for _, trigger := range providertest.Triggers {
 		t.Run(trigger, func(t *testing.T) {
 			e := newE2E(t, nil)
-			var o rotation.Outcome
-			switch trigger {
-			case "event":
-				o = e.h.Event(secretName, e.version)
-			case "sweep":
-				rep := e.h.Sweep()
-				if len(rep.Outcomes) != 1 {
-					t.Fatalf("sweep outcomes %+v", rep.Outcomes)
-				}
-				o = rep.Outcomes[0]
-			case "manual":
-				o = e.h.Manual(secretName, false)
-			}
+			o := e.h.Rotate(trigger, secretName, e.version)
 			e.wantRotated(t, o)
 
 			// The same event again: the work is done, nothing changes.

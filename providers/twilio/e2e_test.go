@@ -178,22 +178,10 @@ var types = []string{twiliotest.TypeStandard, twiliotest.TypeRestricted}
 
 func TestEndToEndTriggers(t *testing.T) {
 	for _, typ := range types {
-		for _, trigger := range []string{"event", "sweep", "manual"} {
+		for _, trigger := range providertest.Triggers {
 			t.Run(typ+"/"+trigger, func(t *testing.T) {
 				e := newE2E(t, typ, nil)
-				var o rotation.Outcome
-				switch trigger {
-				case "event":
-					o = e.h.Event(secretName, e.version)
-				case "sweep":
-					rep := e.h.Sweep()
-					if len(rep.Outcomes) != 1 {
-						t.Fatalf("sweep outcomes %+v", rep.Outcomes)
-					}
-					o = rep.Outcomes[0]
-				case "manual":
-					o = e.h.Manual(secretName, false)
-				}
+				o := e.h.Rotate(trigger, secretName, e.version)
 				e.wantRotated(t, o)
 				if o := e.h.Event(secretName, e.version); o.Kind != rotation.KindSkipped {
 					t.Errorf("redelivered event: %s %s", o.Kind, o.Reason)

@@ -123,22 +123,10 @@ func (e *e2e) wantUnchanged(t *testing.T) {
 }
 
 func TestEndToEndTriggers(t *testing.T) {
-	for _, trigger := range []string{"event", "sweep", "manual"} {
+	for _, trigger := range providertest.Triggers {
 		t.Run(trigger, func(t *testing.T) {
 			e := newE2E(t, webhook.New(), nil)
-			var o rotation.Outcome
-			switch trigger {
-			case "event":
-				o = e.h.Event(appSecret, e.version)
-			case "sweep":
-				rep := e.h.Sweep()
-				if len(rep.Outcomes) != 1 {
-					t.Fatalf("sweep outcomes %+v", rep.Outcomes)
-				}
-				o = rep.Outcomes[0]
-			case "manual":
-				o = e.h.Manual(appSecret, false)
-			}
+			o := e.h.Rotate(trigger, appSecret, e.version)
 			e.wantRotated(t, o)
 			if o := e.h.Event(appSecret, e.version); o.Kind != rotation.KindSkipped {
 				t.Errorf("redelivered event: %s %s", o.Kind, o.Reason)
