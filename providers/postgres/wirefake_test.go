@@ -36,18 +36,7 @@ func TestSCRAMRefusesAServerWithoutTheVerifier(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			cfg := fakePostgres(t, SSLDisable, func(c net.Conn) {
 				be := pgproto3.NewBackend(c, c)
 				if _, err := be.ReceiveStartupMessage(); err != nil {
 					return
@@ -76,10 +65,8 @@ func TestSCRAMRefusesAServerWithoutTheVerifier(t *testing.T) {
 				be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 				_ = be.Flush()
 				_, _ = be.Receive() // until the client goes
-			}()
-			host, port, _ := strings.Cut(ln.Addr().String(), ":")
-			p, _ := strconv.Atoi(port)
-			conn, err := connect(context.Background(), config{host: host, port: p, database: "postgres", sslMode: SSLDisable}, "", "app", "the-password")
+			})
+			conn, err := connect(context.Background(), cfg, "", "app", "the-password")
 			if err == nil {
 				closeConn(context.Background(), conn)
 				t.Fatal("logged in")
@@ -89,4 +76,27 @@ func TestSCRAMRefusesAServerWithoutTheVerifier(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakePostgres listens on 127.0.0.1 and serves the first connection with serve (within 10 s); the
+// returned config reaches it with sslMode.
+func fakePostgres(t *testing.T, sslMode string, serve func(c net.Conn)) config {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		serve(c)
+	}()
+	host, port, _ := strings.Cut(ln.Addr().String(), ":")
+	p, _ := strconv.Atoi(port)
+	return config{host: host, port: p, database: "postgres", sslMode: sslMode}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,27 +22,16 @@ import (
 //
 // The "system roots" are simulated with SSL_CERT_FILE (the system pool is loaded once per process, so
 // the handshake part shows the attack only when the test runs on its own:
-// go test -run TestReviewVerifyCAWithSystemRoots ./providers/postgres/).
-func TestReviewVerifyCAWithSystemRoots(t *testing.T) {
+// go test -run TestVerifyCAWithSystemRoots ./providers/postgres/).
+func TestVerifyCAWithSystemRoots(t *testing.T) {
 	public := testca.New(t) // stands for any publicly trusted CA
 	t.Setenv("SSL_CERT_FILE", public.CertFile)
 	t.Setenv("SSL_CERT_DIR", t.TempDir())
 	t.Setenv("PGSSLROOTCERT", "")
 	serverTLS := public.ServerTLS(t, "attacker.example") // a certificate for the attacker's own domain
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	got := make(chan string, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	cfg := fakePostgres(t, SSLVerifyCA, func(c net.Conn) {
 		var req [8]byte
 		if _, err := io.ReadFull(c, req[:]); err != nil {
 			return
@@ -69,12 +57,10 @@ func TestReviewVerifyCAWithSystemRoots(t *testing.T) {
 		if first, ok := msg.(*pgproto3.SASLInitialResponse); ok && err == nil {
 			got <- first.AuthMechanism + " " + string(first.Data)
 		}
-	}()
-	host, port, _ := strings.Cut(ln.Addr().String(), ":")
-	p, _ := strconv.Atoi(port)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	conn, err := connect(ctx, config{host: host, port: p, database: "postgres", sslMode: SSLVerifyCA}, "", "kvrotator_admin", "admin-password")
+	conn, err := connect(ctx, cfg, "", "kvrotator_admin", "admin-password")
 	if conn != nil {
 		closeConn(ctx, conn)
 	}

@@ -5,10 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -19,20 +16,9 @@ import (
 // A server (or a machine on the path) that follows its 'S' with plain-text protocol messages before
 // the TLS handshake (CVE-2021-23222): the client must not take them for the server's answers after
 // the handshake. It reads exactly one byte, so the bytes reach the TLS layer and the handshake fails.
-func TestReviewSSLRequestAnswerInjection(t *testing.T) {
+func TestSSLRequestAnswerInjection(t *testing.T) {
 	ca := testca.New(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	cfg := fakePostgres(t, SSLVerifyFull, func(c net.Conn) {
 		var req [8]byte
 		if _, err := io.ReadFull(c, req[:]); err != nil {
 			return
@@ -44,10 +30,8 @@ func TestReviewSSLRequestAnswerInjection(t *testing.T) {
 		tc := tls.Server(c, ca.ServerTLS(t))
 		_ = tc.Handshake()
 		_, _ = io.Copy(io.Discard, tc)
-	}()
-	host, port, _ := strings.Cut(ln.Addr().String(), ":")
-	p, _ := strconv.Atoi(port)
-	conn, err := connect(context.Background(), config{host: host, port: p, database: "postgres", sslMode: SSLVerifyFull}, ca.CertFile, "app", "pw")
+	})
+	conn, err := connect(context.Background(), cfg, ca.CertFile, "app", "pw")
 	if err == nil {
 		closeConn(context.Background(), conn)
 		t.Fatal("connected: the injected plain-text messages were taken for the server's")
@@ -56,7 +40,7 @@ func TestReviewSSLRequestAnswerInjection(t *testing.T) {
 
 // A server that cannot prove it holds the verifier is refused for good: retrying only hands a possible
 // impostor more client proofs.
-func TestReviewSCRAMFailureIsPermanent(t *testing.T) {
+func TestSCRAMFailureIsPermanent(t *testing.T) {
 	sc, err := newSCRAMClient("pw", false, nil)
 	if err != nil {
 		t.Fatal(err)
