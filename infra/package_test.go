@@ -41,18 +41,7 @@ func TestPackageScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-builds kvrotator")
 	}
-	dist := t.TempDir()
-	cmd := exec.Command("bash", "scripts/package.sh")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "KVROTATOR_DIST="+dist, "KVROTATOR_VERSION=9.9.9-test")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/package.sh: %v\n%s", err, out)
-	}
-	zr, err := zip.OpenReader(filepath.Join(dist, "kvrotator-functionapp.zip"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
+	zr := runPackage(t, "KVROTATOR_VERSION=9.9.9-test")
 
 	want := []string{"host.json", "kvrotator"}
 	for _, f := range functionFolders(t) {
@@ -105,6 +94,24 @@ func TestPackageScript(t *testing.T) {
 	if !bytes.Equal(readZipFile(t, files["host.json"]), repoHost) {
 		t.Errorf("host.json in the zip differs from the repository's")
 	}
+}
+
+// runPackage runs scripts/package.sh with env added, into a temporary dist folder, and opens its zip.
+func runPackage(t *testing.T, env ...string) *zip.ReadCloser {
+	t.Helper()
+	dist := t.TempDir()
+	cmd := exec.Command("bash", "scripts/package.sh")
+	cmd.Dir = ".."
+	cmd.Env = append(append(os.Environ(), "KVROTATOR_DIST="+dist), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/package.sh: %v\n%s", err, out)
+	}
+	zr, err := zip.OpenReader(filepath.Join(dist, "kvrotator-functionapp.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { zr.Close() })
+	return zr
 }
 
 func readZipFile(t *testing.T, f *zip.File) []byte {
@@ -200,18 +207,7 @@ func TestPackageScriptProviders(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-builds kvrotator")
 	}
-	dist := t.TempDir()
-	cmd := exec.Command("bash", "scripts/package.sh")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "KVROTATOR_DIST="+dist, "KVROTATOR_PROVIDERS=random,Entra-App-Certificate postgres")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/package.sh: %v\n%s", err, out)
-	}
-	zr, err := zip.OpenReader(filepath.Join(dist, "kvrotator-functionapp.zip"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
+	zr := runPackage(t, "KVROTATOR_PROVIDERS=random,Entra-App-Certificate postgres")
 	found := false
 	for _, f := range zr.File {
 		if f.Name != "kvrotator" {
@@ -234,7 +230,7 @@ func TestPackageScriptProviders(t *testing.T) {
 		t.Fatal("no kvrotator binary in the zip")
 	}
 
-	cmd = exec.Command("bash", "scripts/package.sh")
+	cmd := exec.Command("bash", "scripts/package.sh")
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "KVROTATOR_DIST="+t.TempDir(), "KVROTATOR_PROVIDERS=random no-such-provider")
 	out, err := cmd.CombinedOutput()
