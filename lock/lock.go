@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -130,7 +129,7 @@ func NewBlobLocker(client *azstorage.Client, o Options) *BlobLocker {
 		containerName: o.Container,
 		client:        client,
 		journalName:   o.JournalContainer,
-		endpoint:      stripQuery(client.URL()),
+		endpoint:      client.URL(),
 		duration:      d,
 		renewEvery:    every,
 		log:           logger,
@@ -437,32 +436,15 @@ func (lc *leaseClient) release(ctx context.Context) error {
 }
 
 // brief shortens a storage error to one line ("409 LeaseIsBrokenAndCannotBeRenewed") for logs and
-// outcome reasons; errors.As and errors.Is still reach the original. A transport error (no answer) is
-// reported without the request URL's query string, which may hold a SAS token.
+// outcome reasons; errors.As and errors.Is still reach the original. (A transport error comes from
+// azstorage already cut at its URL's query, which may hold a SAS token.)
 func brief(err error) error {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
 		return briefError{err: err, status: re.StatusCode, code: re.ErrorCode}
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) && strings.ContainsRune(ue.URL, '?') {
-		return transportError{err: err, op: ue.Op, url: stripQuery(ue.URL), cause: ue.Err}
-	}
 	return err
 }
-
-// transportError is a *url.Error without the query string of its URL.
-type transportError struct {
-	err     error
-	op, url string
-	cause   error
-}
-
-func (e transportError) Error() string {
-	return fmt.Sprintf("%s %s: %v", e.op, e.url, brief(e.cause))
-}
-
-func (e transportError) Unwrap() error { return e.err }
 
 type briefError struct {
 	err    error
