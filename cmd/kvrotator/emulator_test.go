@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/kvrotator/kvrotator/emulator/emulatortest"
 	"io"
 	"net"
 	"net/http"
@@ -99,7 +100,8 @@ func TestEmulatorCommandServesTheSDK(t *testing.T) {
 
 	startEmu := func() (stop func(), banner string) {
 		cmd := exec.Command(bin, "emulator", "--addr", "127.0.0.1:"+port, "--identity-addr", "127.0.0.1:"+idPort,
-			"--vault", "cli-vault", "--vault", "port-vault=127.0.0.1:"+vaultPort, "--data", dir, "--ca-cert", caFile)
+			"--vault", "cli-vault", "--vault", "port-vault=127.0.0.1:"+vaultPort, "--data", dir, "--ca-cert", caFile,
+			"--key-dir", emulatortest.KeyDir()) // this process caches managed-identity tokens: one signing key for all its emulators
 		stdout, _ := cmd.StdoutPipe()
 		cmd.Stderr = io.Discard
 		if err := cmd.Start(); err != nil {
@@ -228,7 +230,8 @@ func TestEmulatorSurvivesKill9(t *testing.T) {
 	port, idPort := freePort(t), freePort(t)
 	launch := func() *exec.Cmd {
 		cmd := exec.Command(bin, "emulator", "--addr", "127.0.0.1:"+port, "--identity-addr", "127.0.0.1:"+idPort,
-			"--vault", "kill-vault", "--data", dir, "--no-limits", "--identity-header", "kill9-identity-header")
+			"--vault", "kill-vault", "--data", dir, "--no-limits", "--identity-header", "kill9-identity-header",
+			"--key-dir", emulatortest.KeyDir()) // this process caches managed-identity tokens: one signing key for all its emulators
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
